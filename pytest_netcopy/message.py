@@ -1,0 +1,46 @@
+"""The message: 8 separately allocated fields, stamped per send.
+
+The wire format (template, stamp place) is defined once, in :mod:`.sink`; this
+module builds the sender's side of it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pytest_netcopy.sink import FIELDS, check_size, message_template
+
+__all__ = ["FIELDS", "Message", "check_size", "stamp_into"]
+
+#: ``stamp_into(field0, 0, seq & 0xFFFFFFFF)`` writes a message's sequence stamp.
+stamp_into = struct.Struct("<I").pack_into
+STAMP_MASK = 0xFFFFFFFF
+
+
+class Message:
+    """One message of ``size`` bytes as 8 heap-allocated fields of ``size/8`` bytes.
+
+    ``fields`` are independent bytearrays (as a C struct of 8 pointers would
+    be); ``views`` are memoryviews of them, ready to be an iovec.
+    """
+
+    __slots__ = ("field_size", "fields", "size", "views")
+
+    def __init__(self, conn_id: int, size: int) -> None:
+        check_size(size)
+        self.size = size
+        self.field_size = size // FIELDS
+        template = message_template(conn_id, size)
+        f = self.field_size
+        self.fields = [bytearray(template[i * f : (i + 1) * f]) for i in range(FIELDS)]
+        self.views = [memoryview(b) for b in self.fields]
+
+    def stamp(self, seq: int) -> None:
+        stamp_into(self.fields[0], 0, seq & STAMP_MASK)
+
+    def release(self) -> None:
+        for v in self.views:
+            v.release()
+
+    def tobytes(self) -> bytes:
+        return b"".join(self.fields)

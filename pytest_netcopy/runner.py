@@ -1,0 +1,237 @@
+"""One benchmark: calibrate, time rounds through pytest-benchmark, record what they mean."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_netcopy.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
+from pytest_netcopy.options import Settings
+from pytest_netcopy.runs import SCHEMA_VERSION
+from pytest_netcopy.sink import check_size
+from pytest_netcopy.transfer import (
+    IntegrityError,
+    Placement,
+    RoundResult,
+    SenderPool,
+    SinkProcess,
+    TransferError,
+)
+
+#: bytes per connection in the first calibration round
+CALIBRATION_START_BYTES = 256 * 1024
+CALIBRATION_STEPS = 10
+
+
+@dataclass
+class NetcopySession:
+    """Run state of one pytest session (kept in ``config.stash``)."""
+
+    settings: Settings
+    registry: ModeRegistry
+    placement: Placement
+    sink: SinkProcess | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def get_sink(self) -> SinkProcess:
+        if self.sink is None:
+            self.sink = SinkProcess(
+                timeout=self.settings.timeout,
+                recv_buffer=self.settings.recv_buffer,
+                cpus=self.placement.sink_cpus if self.placement.pinned else (),
+            )
+        self.sink.ensure_running()
+        return self.sink
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+
+@dataclass
+class RunResult:
+    """What ``netcopy.run`` returns: the figures also stored in ``extra_info``."""
+
+    extra_info: dict[str, Any]
+
+    @property
+    def intact(self) -> bool:
+        return bool(self.extra_info["integrity"]["ok"])
+
+    @property
+    def throughput_gbps(self) -> float:
+        return float(self.extra_info["throughput_gbps"])
+
+    def __getitem__(self, key: str) -> Any:
+        return self.extra_info[key]
+
+
+def calibrate(pool: SenderPool, target: float, size: int) -> int:
+    """Messages per connection so that one round lasts at least ``target`` seconds."""
+    n = max(8, math.ceil(CALIBRATION_START_BYTES / size))
+    for _ in range(CALIBRATION_STEPS):
+        seconds = pool.run_round(n).seconds
+        if seconds >= target:
+            return n
+        n = math.ceil(n * min(64.0, 1.2 * target / max(seconds, 1e-6)))
+    return n
+
+
+def _zerocopy_totals(before: list[dict[str, int] | None], after: list[dict[str, int] | None]) -> (
+    dict[str, int] | None
+):
+    if not after or after[0] is None:
+        return None
+    totals: dict[str, int] = {}
+    for b, a in zip(before, after, strict=True):
+        assert a is not None
+        for key, value in a.items():
+            totals[key] = totals.get(key, 0) + value - (b or {}).get(key, 0)
+    return totals
+
+
+def summarize(
+    *,
+    mode: str,
+    size: int,
+    threads: int,
+    count: int,
+    rounds: list[RoundResult],
+    settings: Settings,
+    placement: Placement,
+    recv_buffer: int,
+    zerocopy: dict[str, int] | None,
+) -> dict[str, Any]:
+    """The netcopy ``extra_info`` of one benchmark (schema in docs/results-schema.md)."""
+    bytes_per_round = count * threads * size
+    messages = count * threads
+    seconds = [r.seconds for r in rounds]
+    median = statistics.median(seconds)
+    gbps = bytes_per_round * 8 / median / 1e9
+    info: dict[str, Any] = {
+        "netcopy_schema": SCHEMA_VERSION,
+        "mode": mode,
+        "size": size,
+        "threads": threads,
+        "messages_per_round": messages,
+        "messages_per_connection": count,
+        "bytes_per_round": bytes_per_round,
+        "throughput_gbps": gbps,
+        "throughput_gbps_per_connection": gbps / threads,
+        "messages_per_second": messages / median,
+        "ns_per_message": median / messages * 1e9,
+        "rounds": {
+            "seconds": seconds,
+            "throughput_gbps": [bytes_per_round * 8 / s / 1e9 for s in seconds],
+        },
+        "integrity": {
+            "ok": True,
+            "verified_bytes": sum(r.verified_bytes for r in rounds),
+        },
+        "placement": placement.as_dict(),
+        "sink_recv_buffer": recv_buffer,
+        "tcp_nodelay": settings.nodelay,
+        "round_target_seconds": settings.round_time,
+    }
+    if zerocopy is not None:
+        info["zerocopy"] = zerocopy
+    return info
+
+
+class Netcopy:
+    """The ``netcopy`` fixture: runs one benchmark of a send mode through pytest-benchmark."""
+
+    def __init__(
+        self,
+        session: NetcopySession,
+        benchmark: Any,
+        defaults: dict[str, Any],
+    ) -> None:
+        self._session = session
+        self._benchmark = benchmark
+        self._defaults = defaults
+        self.result: RunResult | None = None
+
+    def _mode(self, mode: Mode | str | SendOne | None) -> Mode:
+        mode = mode if mode is not None else self._defaults.get("mode")
+        if mode is None:
+            raise TypeError("netcopy.run() needs a mode (a name, a Mode, or a send function)")
+        if isinstance(mode, Mode):
+            return mode
+        if isinstance(mode, str):
+            return self._session.registry.get(mode)
+        return ModeRegistry().add(mode)
+
+    def run(
+        self,
+        mode: Mode | str | Callable[..., object] | None = None,
+        *,
+        size: int | None = None,
+        threads: int | None = None,
+    ) -> RunResult:
+        """Benchmark ``mode`` at ``size`` bytes per message with ``threads`` connections.
+
+        Without arguments, the parametrized ``netcopy_mode``/``netcopy_size``/
+        ``netcopy_threads`` of the test are used. A corrupted payload or a
+        failed transfer fails the test; a mode this machine cannot do skips it.
+        """
+        mode_obj = self._mode(mode)
+        size = int(size if size is not None else self._defaults.get("size", 4096))
+        threads = int(threads if threads is not None else self._defaults.get("threads", 1))
+        check_size(size)
+        if threads < 1:
+            raise ValueError(f"threads={threads}: expected at least 1")
+        settings = self._session.settings
+        placement = self._session.placement
+        sink = self._session.get_sink()
+        bench = self._benchmark
+        bench.group = f"{size}B-{threads}t"
+        rounds: list[RoundResult] = []
+        try:
+            with SenderPool(
+                sink, mode_obj, size, threads,
+                timeout=settings.timeout, nodelay=settings.nodelay,
+                cpus=placement.sender_cpus if placement.pinned else (),
+            ) as pool:  # fmt: skip
+                count = calibrate(pool, settings.round_time, size)
+                for _ in range(settings.warmup_rounds):
+                    pool.run_round(count)
+                before = [s.stats() for s in pool.senders]
+                bench.pedantic(
+                    lambda: rounds.append(pool.run_round(count)),
+                    rounds=settings.rounds,
+                    iterations=1,
+                    warmup_rounds=0,
+                )
+                after = [s.stats() for s in pool.senders]
+        except ModeUnsupported as exc:
+            pytest.skip(str(exc))
+        except IntegrityError as exc:
+            bench.extra_info.update(
+                {"netcopy_schema": SCHEMA_VERSION, "mode": mode_obj.name, "size": size,
+                 "threads": threads, "integrity": {"ok": False, "error": str(exc)}}
+            )  # fmt: skip
+            pytest.fail(str(exc), pytrace=False)
+        except TransferError as exc:
+            pytest.fail(f"netcopy {mode_obj.name} {size} B x {threads}: {exc}", pytrace=False)
+        info = summarize(
+            mode=mode_obj.name,
+            size=size,
+            threads=threads,
+            count=count,
+            rounds=rounds,
+            settings=settings,
+            placement=placement,
+            recv_buffer=sink.recv_buffer,
+            zerocopy=_zerocopy_totals(before, after),
+        )
+        bench.extra_info.update(info)
+        self._session.results.append(info)
+        self.result = RunResult(info)
+        return self.result

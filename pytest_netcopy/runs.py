@@ -1,0 +1,177 @@
+"""Reading saved runs: pytest-benchmark JSON files that carry netcopy results.
+
+One loader for every consumer (the gate, ``netcopy report``/``csv``/``plot``,
+``netcopy compare``), so a broken or foreign file gets the same clear error
+everywhere: :class:`RunFileError`, whose message names the file and says what
+is wrong. Nothing here raises anything else for bad input.
+
+The netcopy part of each benchmark lives in its ``extra_info`` (schema
+``netcopy_schema: 1``, documented in the README); the run-level facts in
+``machine_info["netcopy"]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+#: extra_info keys every netcopy benchmark carries (schema 1).
+REQUIRED_KEYS = (
+    "netcopy_schema",
+    "mode",
+    "size",
+    "threads",
+    "messages_per_round",
+    "bytes_per_round",
+    "throughput_gbps",
+    "throughput_gbps_per_connection",
+    "ns_per_message",
+    "rounds",
+    "integrity",
+    "placement",
+    "sink_recv_buffer",
+)
+
+
+class RunFileError(Exception):
+    """A run file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One netcopy benchmark of a run: a mode at a size and thread count."""
+
+    name: str
+    group: str | None
+    extra: Mapping[str, Any]
+    stats: Mapping[str, Any]
+
+    @property
+    def mode(self) -> str:
+        return str(self.extra["mode"])
+
+    @property
+    def size(self) -> int:
+        return int(self.extra["size"])
+
+    @property
+    def threads(self) -> int:
+        return int(self.extra["threads"])
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """What matches a benchmark across runs: (mode, size, threads)."""
+        return (self.mode, self.size, self.threads)
+
+    def metric(self, name: str) -> Any:
+        return self.extra.get(name)
+
+    def round_samples(self, name: str) -> list[float]:
+        """Per-round values of a metric (``rounds[name]``), or [] when not recorded."""
+        rounds = self.extra.get("rounds") or {}
+        values = rounds.get(name) or []
+        return [float(v) for v in values if v is not None]
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    machine_info: Mapping[str, Any]
+    commit_info: Mapping[str, Any]
+    datetime: str | None
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def netcopy_machine(self) -> Mapping[str, Any]:
+        value = self.machine_info.get("netcopy")
+        return value if isinstance(value, Mapping) else {}
+
+    def by_key(self) -> dict[tuple[str, int, int], Result]:
+        return {r.key: r for r in self.results}
+
+
+def _fail(path: Path, problem: str) -> RunFileError:
+    return RunFileError(f"{path}: {problem}")
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Load a pytest-benchmark JSON file and keep its netcopy benchmarks.
+
+    Raises :class:`RunFileError` for a missing, unreadable, truncated or
+    malformed file, for JSON that is not pytest-benchmark output, for a newer
+    netcopy schema, and for a file with no netcopy benchmark in it.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(p, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(p, "is a directory, expected a pytest-benchmark JSON file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(p, f"cannot be read ({exc})") from None
+    if not text.strip():
+        raise _fail(p, "is empty, expected a pytest-benchmark JSON file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            p, f"is not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise _fail(
+            p,
+            "is not pytest-benchmark output (expected an object with a 'benchmarks' list, "
+            "as written by --benchmark-json or --benchmark-save)",
+        )
+    results: list[Result] = []
+    for index, bench in enumerate(data["benchmarks"]):
+        if not isinstance(bench, dict):
+            raise _fail(p, f"benchmarks[{index}] is not an object")
+        extra = bench.get("extra_info")
+        if not isinstance(extra, dict) or "netcopy_schema" not in extra:
+            continue  # a benchmark of some other suite: not ours to read
+        name = str(bench.get("name", f"benchmarks[{index}]"))
+        schema = extra.get("netcopy_schema")
+        if not isinstance(schema, int) or schema < 1:
+            raise _fail(p, f"benchmark {name}: netcopy_schema={schema!r}, expected an integer >= 1")
+        if schema > SCHEMA_VERSION:
+            raise _fail(
+                p,
+                f"benchmark {name}: netcopy_schema {schema} is newer than this pytest-netcopy "
+                f"understands ({SCHEMA_VERSION}); upgrade pytest-netcopy",
+            )
+        missing = [k for k in REQUIRED_KEYS if k not in extra]
+        if missing:
+            raise _fail(p, f"benchmark {name}: extra_info lacks {', '.join(missing)}")
+        if not isinstance(extra.get("rounds"), dict):
+            raise _fail(p, f"benchmark {name}: extra_info.rounds is not an object")
+        stats = bench.get("stats")
+        results.append(
+            Result(
+                name=name,
+                group=bench.get("group"),
+                extra=extra,
+                stats=stats if isinstance(stats, dict) else {},
+            )
+        )
+    if not results:
+        raise _fail(
+            p,
+            "has no netcopy benchmarks (no benchmark with extra_info.netcopy_schema); "
+            "was it written by `pytest benchmarks/` with pytest-netcopy installed?",
+        )
+    machine = data.get("machine_info")
+    commit = data.get("commit_info")
+    return Run(
+        path=p,
+        machine_info=machine if isinstance(machine, dict) else {},
+        commit_info=commit if isinstance(commit, dict) else {},
+        datetime=data.get("datetime") if isinstance(data.get("datetime"), str) else None,
+        results=results,
+    )

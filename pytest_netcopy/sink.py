@@ -1,0 +1,360 @@
+"""The receiver: ``python -m pytest_netcopy.sink``.
+
+Standard library only, and it imports nothing from the rest of the package, so
+it can be shipped to another host as one file. The package imports the wire
+format from here (one definition of the protocol), never the other way round.
+
+Protocol, per TCP connection (all integers little-endian):
+
+1. the sender presents ``HELLO``: magic, the per-session token, its connection
+   id and the message size. Anything else (a wrong magic or token, a short
+   read, a timeout) and the connection is closed without reading further.
+2. the sink reports ``ACCEPT`` (connection id, the native id of the thread
+   that will receive on it, its ``recv_into`` buffer size) to its parent.
+3. per round the sender sends ``ROUND`` (round number, message count) and then
+   exactly count x size bytes of messages; the sink receives them with
+   ``recv_into`` into one fixed buffer, checks every byte of every message
+   against the expected content and stamp, and reports ``ACK`` to its parent
+   with the byte count, the verdict (first bad byte: sequence number, offset,
+   expected and received value) and what the receiving thread spent (CPU time,
+   context switches, recv calls) on that round.
+
+The sink never writes to a data connection. Its reports go to its parent over
+stdout, as fixed-size binary records. Data flows one way only, as in the
+reference workload: a receiver that answered on the data connection would
+push Linux into delayed-ACK ("pingpong") mode, and with Nagle on every round
+would then stall for a delayed-ACK timeout (~40 ms).
+
+A message is 8 fields of size/8 bytes. Field ``i`` starts with a 4-byte stamp
+(the message's sequence number on the connection, mod 2**32, in field 0; zero
+in the other fields), then ``conn_id`` (u16), ``i`` (u8), 0xA5, then bytes of
+a keyed BLAKE2b stream that differ per connection, size, field and position.
+So a misplaced field, a shifted or truncated write, a byte from another
+connection, or a buffer rewritten before the kernel sent it (a later stamp)
+all show up as a bad byte.
+
+Lifetime: the sink reads the token from stdin, prints one JSON line
+(``{"port": ..., "pid": ..., "recv_buffer": ..., "cpus": [...]}``) on stdout
+and then exits as soon as stdin reaches EOF, i.e. when its parent dies or
+closes the pipe. On Linux it also asks for SIGKILL on parent death.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import hashlib
+import hmac
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+FIELDS = 8
+MIN_SIZE = 64
+STAMP_LEN = 4
+TOKEN_LEN = 16
+DEFAULT_RECV_BUFFER = 1024 * 1024
+
+HELLO = struct.Struct("<4s16sII")  # magic, token, conn_id, size
+HELLO_MAGIC = b"NCH1"
+ROUND = struct.Struct("<4sIQ")  # magic, round number, messages
+ROUND_MAGIC = b"NCR1"
+# Records to the parent, all RECORD_SIZE bytes (zero padded).
+# ACK: magic, conn id, round, verified bytes, ok, expected byte, got byte, bad seq,
+# bad offset, recv calls, thread cpu ns, voluntary and involuntary context switches
+ACK = struct.Struct("<4sIIQBBBxQIQQQQ")
+ACK_MAGIC = b"NCK1"
+ACCEPT = struct.Struct("<4sIII")  # magic, conn id, receiver thread id, recv buffer size
+ACCEPT_MAGIC = b"NCA1"
+RECORD_SIZE = ACK.size
+ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
+
+_STAMP_MASK = 0xFFFFFFFF
+
+
+def check_size(size: int) -> None:
+    """Raise ValueError unless ``size`` splits into 8 fields of at least 8 bytes."""
+    if size < MIN_SIZE or size % FIELDS:
+        raise ValueError(
+            f"message size {size} B: expected a multiple of {FIELDS} (8 fields of size/8 bytes) "
+            f"and at least {MIN_SIZE} B"
+        )
+
+
+def message_template(conn_id: int, size: int) -> bytes:
+    """The content of every message on a connection, stamps zeroed."""
+    check_size(size)
+    field = size // FIELDS
+    parts = []
+    for i in range(FIELDS):
+        header = bytes(STAMP_LEN) + struct.pack("<HBB", conn_id & 0xFFFF, i, 0xA5)
+        body_len = field - len(header)
+        key = struct.pack("<III", conn_id, size, i)
+        body = bytearray()
+        counter = 0
+        while len(body) < body_len:
+            body += hashlib.blake2b(struct.pack("<Q", counter), key=key, digest_size=64).digest()
+            counter += 1
+        parts.append(header + bytes(body[:body_len]))
+    return b"".join(parts)
+
+
+def set_socket_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Kernel-side send/receive timeouts on a blocking socket.
+
+    Python's own socket timeouts put the socket in non-blocking mode and add a
+    poll() before every call, which would change what is measured; SO_SNDTIMEO
+    and SO_RCVTIMEO bound every blocking call without an extra syscall.
+    A call that times out raises BlockingIOError (EAGAIN).
+    """
+    sec = int(seconds)
+    usec = int((seconds - sec) * 1_000_000)
+    tv = struct.pack("@ll", sec, usec)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Receive exactly n bytes or raise ConnectionError (EOF) / BlockingIOError (timeout)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        r = sock.recv_into(view[got:], n - got)
+        if r == 0:
+            raise ConnectionError(f"connection closed after {got} of {n} bytes")
+        got += r
+    return bytes(buf)
+
+
+class Verifier:
+    """Checks whole messages in a receive buffer against the expected content.
+
+    The expected bytes for a chunk of k messages are the template repeated k
+    times (built once) with the 4 stamp bytes of each message written as 4
+    strided slice assignments; the comparison is one memcmp.
+    """
+
+    def __init__(self, conn_id: int, size: int, capacity: int) -> None:
+        self.size = size
+        self.kmax = capacity // size
+        template = message_template(conn_id, size)
+        self.expected = bytearray(template * self.kmax)
+        self.view = memoryview(self.expected)
+        n = self.kmax + 256
+        self._cyc0 = bytes(range(256)) * (n // 256 + 1)
+        cyc1 = b"".join(bytes([v]) * 256 for v in range(256))
+        self._cyc1 = cyc1 + cyc1[: self.kmax]
+
+    def _column(self, byte: int, seq: int, k: int) -> bytes:
+        if byte == 0:
+            start = seq & 0xFF
+            return self._cyc0[start : start + k]
+        if byte == 1:
+            start = seq & 0xFFFF
+            return self._cyc1[start : start + k]
+        shift = 8 * byte
+        out = bytearray()
+        i = 0
+        while i < k:
+            value = (seq + i) & _STAMP_MASK
+            run = min(k - i, (1 << shift) - (value & ((1 << shift) - 1)))
+            out += bytes([(value >> shift) & 0xFF]) * run
+            i += run
+        return bytes(out)
+
+    def check(self, buf: bytearray, k: int, seq: int) -> tuple[int, int, int] | None:
+        """Verify messages seq..seq+k-1 at the start of ``buf``.
+
+        Returns None when intact, else (index of the first bad byte in buf,
+        expected value, received value).
+        """
+        end = k * self.size
+        exp = self.expected
+        for b in range(STAMP_LEN):
+            exp[b : end : self.size] = self._column(b, seq, k)
+        if buf.startswith(self.view[:end]):
+            return None
+        step = 4096
+        pos = 0
+        while pos < end:
+            stop = min(pos + step, end)
+            if buf[pos:stop] != exp[pos:stop]:
+                for j in range(pos, stop):
+                    if buf[j] != exp[j]:
+                        return j, exp[j], buf[j]
+            pos = stop
+        return None  # pragma: no cover - startswith and the scan disagree
+
+
+class Connection(threading.Thread):
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: object,
+        token: bytes,
+        capacity: int,
+        timeout: float,
+        report: Callable[[bytes], None],
+    ) -> None:
+        super().__init__(daemon=True, name=f"netcopy-sink-{peer}")
+        self.report = report
+        self.sock = sock
+        self.peer = peer
+        self.token = token
+        self.capacity = capacity
+        self.timeout = timeout
+
+    def log(self, text: str) -> None:
+        print(f"netcopy-sink: {self.peer}: {text}", file=sys.stderr, flush=True)
+
+    def run(self) -> None:
+        try:
+            self.serve()
+        except Exception as exc:  # one connection's failure never stops the sink
+            self.log(f"closed: {type(exc).__name__}: {exc}")
+        finally:
+            self.sock.close()
+
+    def serve(self) -> None:
+        sock = self.sock
+        set_socket_timeouts(sock, min(self.timeout, 10.0))
+        try:
+            hello = recv_exact(sock, HELLO.size)
+        except (OSError, ConnectionError) as exc:
+            self.log(f"refused: no hello ({exc})")
+            return
+        magic, token, conn_id, size = HELLO.unpack(hello)
+        if magic != HELLO_MAGIC or not hmac.compare_digest(token, self.token):
+            self.log("refused: wrong magic or token")
+            return
+        try:
+            check_size(size)
+        except ValueError as exc:
+            self.log(f"refused: {exc}")
+            return
+        capacity = max(self.capacity, size)
+        set_socket_timeouts(sock, self.timeout)
+        self.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), capacity))
+        verifier = Verifier(conn_id, size, capacity)
+        buf = bytearray(capacity)
+        view = memoryview(buf)
+        seq = 0
+        while True:
+            try:
+                header = recv_exact(sock, ROUND.size)
+            except ConnectionError:
+                return  # the sender is done with this connection
+            magic, round_no, count = ROUND.unpack(header)
+            if magic != ROUND_MAGIC:
+                self.log(f"protocol error: bad round header {header!r}")
+                return
+            cpu0 = time.thread_time_ns()
+            ru0 = resource.getrusage(resource.RUSAGE_THREAD)
+            need = count * size
+            got = filled = calls = 0
+            bad: tuple[int, int, int, int] | None = None  # seq, offset, expected, got
+            while got < need:
+                want = min(capacity - filled, need - got)
+                r = sock.recv_into(view[filled : filled + want], want)
+                if r == 0:
+                    raise ConnectionError(f"EOF in round {round_no} after {got} of {need} bytes")
+                calls += 1
+                got += r
+                filled += r
+                k = filled // size
+                if k:
+                    if bad is None:
+                        found = verifier.check(buf, k, seq)
+                        if found is not None:
+                            index, expected, received = found
+                            bad = (seq + index // size, index % size, expected, received)
+                    seq += k
+                    used = k * size
+                    rest = filled - used
+                    if rest:
+                        buf[:rest] = view[used:filled]
+                    filled = rest
+            ru1 = resource.getrusage(resource.RUSAGE_THREAD)
+            cpu = time.thread_time_ns() - cpu0
+            if bad is None:
+                ack = ACK.pack(
+                    ACK_MAGIC, conn_id, round_no, need, 1, 0, 0, ACK_NO_BAD, 0, calls, cpu,
+                    ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw,
+                )  # fmt: skip
+            else:
+                bad_seq, offset, expected, received = bad
+                ack = ACK.pack(
+                    ACK_MAGIC, conn_id, round_no, need, 0, expected, received, bad_seq, offset, calls,
+                    cpu, ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw,
+                )  # fmt: skip
+            self.report(ack)
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # stdin EOF below still ends the sink
+
+
+def _watch_stdin() -> None:
+    while sys.stdin.buffer.read(4096):
+        pass
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_netcopy.sink", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="0 picks an ephemeral port")
+    parser.add_argument("--recv-buffer", type=int, default=DEFAULT_RECV_BUFFER, metavar="BYTES")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    parser.add_argument("--cpus", default="", help="comma list of CPUs to pin to")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    line = sys.stdin.buffer.readline().strip()
+    try:
+        token = bytes.fromhex(line.decode("ascii"))
+    except ValueError:
+        token = b""
+    if len(token) != TOKEN_LEN:
+        print("netcopy-sink: expected a 32-hex-digit token on stdin", file=sys.stderr)
+        return 2
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.host, args.port))
+    listener.listen(64)
+    threading.Thread(target=_watch_stdin, daemon=True, name="netcopy-sink-stdin").start()
+    ready = {
+        "port": listener.getsockname()[1],
+        "pid": os.getpid(),
+        "recv_buffer": args.recv_buffer,
+        "cpus": sorted(os.sched_getaffinity(0)),
+    }
+    print(json.dumps(ready), flush=True)
+    lock = threading.Lock()
+
+    def report(record: bytes) -> None:
+        record = record.ljust(RECORD_SIZE, b"\0")
+        with lock:
+            os.write(sys.stdout.fileno(), record)
+
+    while True:
+        sock, peer = listener.accept()
+        Connection(sock, peer, token, args.recv_buffer, args.timeout, report).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,475 @@
+"""Owning the sink process, opening connections, running one round across threads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pytest_netcopy import sink as wire
+from pytest_netcopy.modes import Mode, Sender
+
+
+class TransferError(Exception):
+    """A round could not complete: sink died, timed out, refused, or protocol broke."""
+
+
+class IntegrityError(TransferError):
+    """The sink received a byte that differs from what was sent."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    sender_cpus: list[int]
+    sink_cpus: list[int]
+    pinned: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sender_cpus": self.sender_cpus, "sink_cpus": self.sink_cpus, "pinned": self.pinned}
+
+
+def plan_placement(pin: bool, available: Sequence[int] | None = None) -> Placement:
+    """Sink on the last allowed CPU, senders on the others (when there are two or more)."""
+    cpus = sorted(available if available is not None else os.sched_getaffinity(0))
+    if pin and len(cpus) >= 2:
+        return Placement(sender_cpus=cpus[:-1], sink_cpus=cpus[-1:], pinned=True)
+    return Placement(sender_cpus=cpus, sink_cpus=cpus, pinned=False)
+
+
+class SinkProcess:
+    """The session's receiver: ``python -m pytest_netcopy.sink`` as a child process.
+
+    Started lazily, restarted when found dead, always killed and waited for on
+    close. Its stderr goes to a log file whose tail is quoted when it dies.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        recv_buffer: int = wire.DEFAULT_RECV_BUFFER,
+        cpus: Sequence[int] = (),
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.timeout = timeout
+        self.recv_buffer = recv_buffer
+        self.cpus = list(cpus)
+        self.host = host
+        self.token = b""
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._log: IO[bytes] | None = None
+        self._records = bytearray()
+        self._next_conn = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure_running(self) -> None:
+        if self.alive():
+            return
+        self.close()
+        self._start()
+
+    def _start(self) -> None:
+        self.token = secrets.token_bytes(wire.TOKEN_LEN)
+        self._records.clear()
+        self._log = tempfile.TemporaryFile(prefix="netcopy-sink-", suffix=".log")
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH", "")) if p
+        )
+        cmd = [
+            sys.executable, "-m", "pytest_netcopy.sink",
+            "--host", self.host,
+            "--recv-buffer", str(self.recv_buffer),
+            "--timeout", str(self.timeout),
+        ]  # fmt: skip
+        if self.cpus:
+            cmd += ["--cpus", ",".join(map(str, self.cpus))]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env
+        )
+        self.starts += 1
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(self.token.hex().encode() + b"\n")
+            self.proc.stdin.flush()
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(self.timeout, 30.0))
+            line = self.proc.stdout.readline() if ready else b""
+            info = json.loads(line) if line else None
+        except (OSError, ValueError) as exc:
+            info = None
+            reason = str(exc)
+        else:
+            reason = "no ready line"
+        if not info:
+            detail = self.describe_death() if not self.alive() else f"{reason} in time"
+            self.close()
+            raise TransferError(f"the netcopy sink did not start: {detail}")
+        self.port = int(info["port"])
+        self.recv_buffer = int(info["recv_buffer"])
+        self.cpus = [int(c) for c in info["cpus"]]
+
+    def log_tail(self, limit: int = 2000) -> str:
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0)
+            data = self._log.read()
+        except (OSError, ValueError):
+            return ""
+        return data[-limit:].decode("utf-8", "replace").strip()
+
+    def describe_death(self) -> str:
+        if self.proc is None:
+            return "the sink was never started"
+        code = self.proc.poll()
+        if code is None:
+            return f"the sink (pid {self.proc.pid}) is still running"
+        if code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        tail = self.log_tail()
+        return f"the netcopy sink (pid {self.proc.pid}) {how}" + (
+            f"; its log ends:\n{tail}" if tail else ""
+        )
+
+    def read_record(self, timeout: float) -> bytes | None:
+        """The sink's next report, or None if none came within ``timeout`` seconds.
+
+        Raises TransferError when the sink has gone (EOF on its stdout).
+        """
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while len(self._records) < wire.RECORD_SIZE:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=1.0)
+                raise TransferError(self.describe_death())
+            self._records += chunk
+        record = bytes(self._records[: wire.RECORD_SIZE])
+        del self._records[: wire.RECORD_SIZE]
+        return record
+
+    def connect(self, size: int) -> tuple[socket.socket, int, int]:
+        """A connection the sink has accepted: (socket, connection id, sink thread id)."""
+        self._next_conn += 1
+        conn_id = self._next_conn
+        sock = socket.create_connection((self.host, self.port), timeout=min(self.timeout, 10.0))
+        try:
+            sock.settimeout(None)  # blocking; bounded by the kernel timeouts below
+            wire.set_socket_timeouts(sock, self.timeout)
+            sock.sendall(wire.HELLO.pack(wire.HELLO_MAGIC, self.token, conn_id, size))
+            deadline = time.monotonic() + self.timeout
+            while True:
+                record = self.read_record(max(0.0, deadline - time.monotonic()))
+                if record is None:
+                    raise TransferError(
+                        f"the sink did not accept connection {conn_id} within {self.timeout:g} s"
+                    )
+                if record[:4] == wire.ACCEPT_MAGIC:
+                    _, cid, tid, _capacity = wire.ACCEPT.unpack_from(record)
+                    if cid == conn_id:
+                        return sock, conn_id, tid
+        except BaseException:
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                if proc.stdin:
+                    proc.stdin.close()  # EOF: the sink exits by itself
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc.stdout:
+                proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@dataclass
+class Ack:
+    conn_id: int
+    round_no: int
+    verified_bytes: int
+    ok: bool
+    expected: int
+    received: int
+    bad_seq: int
+    bad_offset: int
+    recv_calls: int
+    cpu_ns: int
+    voluntary_switches: int
+    involuntary_switches: int
+
+
+@dataclass
+class RoundResult:
+    seconds: float
+    messages: int
+    bytes: int
+    acks: list[Ack]
+    sender_stats: list[dict[str, int] | None] = field(default_factory=list)
+
+    @property
+    def verified_bytes(self) -> int:
+        return sum(a.verified_bytes for a in self.acks)
+
+
+def parse_ack(record: bytes) -> Ack | None:
+    """An ACK record as an Ack; None for any other record."""
+    if record[:4] != wire.ACK_MAGIC:
+        return None
+    _, conn, rnd, verified, ok, exp, got, bad_seq, bad_off, calls, cpu, vcs, ics = (
+        wire.ACK.unpack_from(record)
+    )
+    return Ack(conn, rnd, verified, bool(ok), exp, got, bad_seq, bad_off, calls, cpu, vcs, ics)
+
+
+class SenderPool:
+    """T sender threads, one connection each, released together by a barrier.
+
+    The threads exist for the whole benchmark and wait at the start barrier
+    between rounds, so counters can be attached to them by thread id. The
+    controller (the caller of :meth:`run_round`) releases them and then reads
+    the sink's acks; a round ends when the sink has acked every byte of every
+    connection and every thread has settled its sends.
+    """
+
+    def __init__(
+        self,
+        sink: SinkProcess,
+        mode: Mode,
+        size: int,
+        threads: int,
+        *,
+        timeout: float,
+        nodelay: bool = False,
+        cpus: Sequence[int] = (),
+    ) -> None:
+        self.sink = sink
+        self.mode = mode
+        self.size = size
+        self.nthreads = threads
+        self.timeout = timeout
+        self.nodelay = nodelay
+        self.cpus = set(cpus)
+        self.socks: list[socket.socket] = []
+        self.conn_ids: list[int] = []
+        self.sink_tids: list[int] = []
+        self.senders: list[Sender] = []
+        self.tids: list[int] = [0] * threads
+        self._threads: list[threading.Thread] = []
+        self._start = threading.Barrier(threads + 1)
+        self._done = threading.Barrier(threads + 1)
+        self._stop = False
+        self._count = 0
+        self._round_no = 0
+        self._seq = 0
+        self._end_ns = [0] * threads
+        self._errors: list[BaseException | None] = [None] * threads
+
+    def __enter__(self) -> SenderPool:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        for _ in range(self.nthreads):
+            sock, conn_id, tid = self.sink.connect(self.size)
+            self.socks.append(sock)
+            self.conn_ids.append(conn_id)
+            self.sink_tids.append(tid)
+            if self.nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.mode.prepare(sock)
+            self.senders.append(self.mode.sender(sock, conn_id, self.size))
+        ready = threading.Barrier(self.nthreads + 1)
+        for i in range(self.nthreads):
+            t = threading.Thread(
+                target=self._worker, args=(i, ready), name=f"netcopy-sender-{i}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+        ready.wait(timeout=self.timeout)
+
+    def _worker(self, i: int, ready: threading.Barrier) -> None:
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)  # this thread only
+        self.tids[i] = threading.get_native_id()
+        ready.wait(timeout=self.timeout)
+        sock = self.socks[i]
+        sender = self.senders[i]
+        while True:
+            try:
+                self._start.wait()
+            except threading.BrokenBarrierError:
+                return
+            if self._stop:
+                return
+            try:
+                count = self._count
+                sock.sendall(wire.ROUND.pack(wire.ROUND_MAGIC, self._round_no, count))
+                sender.send(self._seq, count)
+                if not self.nodelay:
+                    # push the tail Nagle holds back, so the round does not wait
+                    # for a delayed ACK; within the round Nagle acts as configured
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+                sender.finish(self.timeout)
+                self._end_ns[i] = time.perf_counter_ns()
+            except BaseException as exc:
+                self._errors[i] = exc
+            try:
+                self._done.wait(timeout=self.timeout * 2)
+            except threading.BrokenBarrierError:
+                return
+
+    def run_round(self, count: int) -> RoundResult:
+        """One round: every thread sends ``count`` messages; ends when all are acked."""
+        self._count = count
+        self._round_no += 1
+        self._errors = [None] * self.nthreads
+        waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
+        acks: list[Ack | None] = [None] * self.nthreads
+        last_ack_ns = 0
+        start = time.perf_counter_ns()
+        try:
+            self._start.wait(timeout=self.timeout)
+            deadline = time.monotonic() + self.timeout
+            while waiting:
+                record = self.sink.read_record(0.05)
+                if record is None:
+                    if any(self._errors):
+                        break  # a sender failed: its ack will never come
+                    if time.monotonic() > deadline:
+                        raise TransferError(
+                            f"round {self._round_no}: no ack from the sink for connection(s) "
+                            f"{sorted(waiting)} within {self.timeout:g} s"
+                        )
+                    continue
+                ack = parse_ack(record)
+                if ack is None or ack.round_no != self._round_no or ack.conn_id not in waiting:
+                    continue  # left over from an aborted benchmark
+                last_ack_ns = time.perf_counter_ns()
+                acks[waiting.pop(ack.conn_id)] = ack
+            self._done.wait(timeout=self.timeout * 2)
+        except threading.BrokenBarrierError:
+            self._abort()
+            raise TransferError(self._explain(f"round {self._round_no} did not finish")) from None
+        except TransferError as exc:
+            self._abort()
+            raise TransferError(self._explain(str(exc))) from None
+        self._seq += count
+        if any(self._errors):
+            self._abort()
+            raise TransferError(self._explain(f"round {self._round_no} failed"))
+        for i, ack in enumerate(acks):
+            if ack is not None and not ack.ok:
+                raise IntegrityError(self._describe_bad(i, ack))
+        seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
+        return RoundResult(
+            seconds=seconds,
+            messages=count * self.nthreads,
+            bytes=count * self.nthreads * self.size,
+            acks=[a for a in acks if a is not None],
+            sender_stats=[s.stats() for s in self.senders],
+        )
+
+    def _describe_bad(self, conn: int, ack: Ack) -> str:
+        fs = self.size // wire.FIELDS
+        return (
+            f"payload corrupted ({self.mode.name}, {self.size} B, {self.nthreads} threads): "
+            f"connection {conn}, message sequence number {ack.bad_seq}, offset {ack.bad_offset} "
+            f"(field {ack.bad_offset // fs}, byte {ack.bad_offset % fs}): "
+            f"expected 0x{ack.expected:02x}, received 0x{ack.received:02x}"
+        )
+
+    def _explain(self, what: str) -> str:
+        lines = [what + ":"]
+        for i, err in enumerate(self._errors):
+            if err is None:
+                continue
+            if isinstance(err, BlockingIOError):
+                text = f"a socket call waited longer than the {self.timeout:g} s timeout"
+            else:
+                text = f"{type(err).__name__}: {err}"
+            lines.append(f"  connection {i}: {text}")
+        if len(lines) == 1:
+            lines.append(f"  no thread reported back within {self.timeout:g} s")
+        if not self.sink.alive():
+            lines.append("  " + self.sink.describe_death())
+        return "\n".join(lines)
+
+    def _abort(self) -> None:
+        """Unblock every thread (shut the sockets) so close() can join them."""
+        for sock in self.socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._start.abort()
+        self._done.abort()
+
+    def close(self) -> None:
+        if self._threads:
+            self._stop = True
+            try:
+                self._start.wait(timeout=min(self.timeout, 5.0))
+            except threading.BrokenBarrierError:
+                self._abort()
+            for t in self._threads:
+                t.join(timeout=self.timeout)
+            if any(t.is_alive() for t in self._threads):
+                self._abort()
+                for t in self._threads:
+                    t.join(timeout=5.0)
+            self._threads = []
+        for sender in self.senders:
+            sender.close()
+        self.senders = []
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
