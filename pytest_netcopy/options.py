@@ -18,7 +18,16 @@ import pytest
 
 from pytest_netcopy.sink import DEFAULT_RECV_BUFFER, FIELDS, MIN_SIZE
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+}
 MAX_SIZE = 64 << 20
 MAX_THREADS = 256
 

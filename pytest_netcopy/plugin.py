@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -60,7 +59,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _in_xdist(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput") or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    return hasattr(config, "workerinput")
 
 
 def _marker_list(metafunc: pytest.Metafunc, key: str, default: list[Any]) -> list[Any]:
@@ -86,15 +85,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 values.append(tuple(row[name] for name in used))
                 parts = [mode, f"{size}B" if size else None, f"{count}t" if count else None]
                 ids.append("-".join(p for p in parts if p))
-    metafunc.parametrize(used, values, ids=ids, indirect=["netcopy_mode"] if "netcopy_mode" in used else False)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not _in_xdist(config):
-        return
-    for item in items:
-        if "netcopy" in getattr(item, "fixturenames", ()):
-            raise pytest.UsageError(f"{XDIST_MESSAGE} (first benchmark: {item.nodeid})")
+    metafunc.parametrize(
+        used, values, ids=ids, indirect=["netcopy_mode"] if "netcopy_mode" in used else False
+    )
 
 
 @pytest.fixture
@@ -130,7 +123,9 @@ def netcopy(request: pytest.FixtureRequest, benchmark: Any, netcopy_sink: Any) -
     return Netcopy(session, benchmark, defaults)
 
 
-def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+def pytest_benchmark_update_machine_info(
+    config: pytest.Config, machine_info: dict[str, Any]
+) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.results:
         return  # a suite that does not use netcopy gets nothing added

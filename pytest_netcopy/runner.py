@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from collections.abc import Callable
@@ -83,9 +84,9 @@ def calibrate(pool: SenderPool, target: float, size: int) -> int:
     return n
 
 
-def _zerocopy_totals(before: list[dict[str, int] | None], after: list[dict[str, int] | None]) -> (
-    dict[str, int] | None
-):
+def _zerocopy_totals(
+    before: list[dict[str, int] | None], after: list[dict[str, int] | None]
+) -> dict[str, int] | None:
     if not after or after[0] is None:
         return None
     totals: dict[str, int] = {}
@@ -193,33 +194,56 @@ class Netcopy:
         bench = self._benchmark
         bench.group = f"{size}B-{threads}t"
         rounds: list[RoundResult] = []
-        try:
-            with SenderPool(
-                sink, mode_obj, size, threads,
-                timeout=settings.timeout, nodelay=settings.nodelay,
-                cpus=placement.sender_cpus if placement.pinned else (),
-            ) as pool:  # fmt: skip
-                count = calibrate(pool, settings.round_time, size)
-                for _ in range(settings.warmup_rounds):
-                    pool.run_round(count)
-                before = [s.stats() for s in pool.senders]
-                bench.pedantic(
-                    lambda: rounds.append(pool.run_round(count)),
-                    rounds=settings.rounds,
-                    iterations=1,
-                    warmup_rounds=0,
+        state: dict[str, Any] = {}
+        stack = contextlib.ExitStack()
+
+        def prepare() -> None:
+            # pedantic's setup, untimed; the first call opens the connections,
+            # calibrates and warms up (inside pedantic, so pytest-benchmark
+            # knows the fixture was used even when this fails)
+            if "pool" in state:
+                return
+            pool = stack.enter_context(
+                SenderPool(
+                    sink, mode_obj, size, threads,
+                    timeout=settings.timeout, nodelay=settings.nodelay,
+                    cpus=placement.sender_cpus if placement.pinned else (),
                 )
-                after = [s.stats() for s in pool.senders]
+            )  # fmt: skip
+            state["count"] = calibrate(pool, settings.round_time, size)
+            for _ in range(settings.warmup_rounds):
+                pool.run_round(state["count"])
+            state["before"] = [s.stats() for s in pool.senders]
+            state["pool"] = pool
+
+        def one_round() -> None:
+            rounds.append(state["pool"].run_round(state["count"]))
+
+        skip_reason: str | None = None
+        failure: str | None = None
+        try:
+            with stack:
+                bench.pedantic(
+                    one_round, setup=prepare, rounds=settings.rounds, iterations=1, warmup_rounds=0
+                )
+                state["after"] = [s.stats() for s in state["pool"].senders]
         except ModeUnsupported as exc:
-            pytest.skip(str(exc))
+            skip_reason = str(exc)
         except IntegrityError as exc:
             bench.extra_info.update(
                 {"netcopy_schema": SCHEMA_VERSION, "mode": mode_obj.name, "size": size,
                  "threads": threads, "integrity": {"ok": False, "error": str(exc)}}
             )  # fmt: skip
-            pytest.fail(str(exc), pytrace=False)
+            failure = str(exc)
         except TransferError as exc:
-            pytest.fail(f"netcopy {mode_obj.name} {size} B x {threads}: {exc}", pytrace=False)
+            failure = f"netcopy {mode_obj.name} {size} B x {threads}: {exc}"
+        # outside the except blocks, so the report shows no exception chain
+        if skip_reason is not None:
+            pytest.skip(skip_reason)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        count = state["count"]
+        before, after = state["before"], state["after"]
         info = summarize(
             mode=mode_obj.name,
             size=size,

@@ -285,16 +285,12 @@ class Connection(threading.Thread):
             ru1 = resource.getrusage(resource.RUSAGE_THREAD)
             cpu = time.thread_time_ns() - cpu0
             if bad is None:
-                ack = ACK.pack(
-                    ACK_MAGIC, conn_id, round_no, need, 1, 0, 0, ACK_NO_BAD, 0, calls, cpu,
-                    ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw,
-                )  # fmt: skip
+                verdict = (1, 0, 0, ACK_NO_BAD, 0)
             else:
                 bad_seq, offset, expected, received = bad
-                ack = ACK.pack(
-                    ACK_MAGIC, conn_id, round_no, need, 0, expected, received, bad_seq, offset, calls,
-                    cpu, ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw,
-                )  # fmt: skip
+                verdict = (0, expected, received, bad_seq, offset)
+            switches = (ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw)
+            ack = ACK.pack(ACK_MAGIC, conn_id, round_no, need, *verdict, calls, cpu, *switches)
             self.report(ack)
 
 

@@ -92,7 +92,8 @@ class SinkProcess:
     def _start(self) -> None:
         self.token = secrets.token_bytes(wire.TOKEN_LEN)
         self._records.clear()
-        self._log = tempfile.TemporaryFile(prefix="netcopy-sink-", suffix=".log")
+        # owned by this object until close(): not a with-block's worth of life
+        self._log = tempfile.TemporaryFile(prefix="netcopy-sink-", suffix=".log")  # noqa: SIM115
         package_parent = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -365,7 +366,7 @@ class SenderPool:
             except BaseException as exc:
                 self._errors[i] = exc
             try:
-                self._done.wait(timeout=self.timeout * 2)
+                self._done.wait(timeout=self.timeout)
             except threading.BrokenBarrierError:
                 return
 
@@ -397,7 +398,7 @@ class SenderPool:
                     continue  # left over from an aborted benchmark
                 last_ack_ns = time.perf_counter_ns()
                 acks[waiting.pop(ack.conn_id)] = ack
-            self._done.wait(timeout=self.timeout * 2)
+            self._done.wait(timeout=self.timeout)
         except threading.BrokenBarrierError:
             self._abort()
             raise TransferError(self._explain(f"round {self._round_no} did not finish")) from None

@@ -1,0 +1,17 @@
+"""Shared fixtures. pytester itself is enabled in pyproject.toml (``-p pytester``)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_xdist_env_in_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner pytest runs are not xdist workers, even when this run is one.
+
+    pytest-benchmark disables itself when PYTEST_XDIST_WORKER is set, and the
+    netcopy fixtures refuse to run under xdist; the variables must not leak into
+    the subprocesses that pytester starts.
+    """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,248 @@
+"""The plugin end to end, through pytester in subprocesses (real sockets, a real sink)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from _support import FAST, SWEEP
+
+EXTRA_KEYS = {
+    "netcopy_schema", "mode", "size", "threads", "messages_per_round", "bytes_per_round",
+    "throughput_gbps", "throughput_gbps_per_connection", "ns_per_message", "rounds",
+    "integrity", "placement", "sink_recv_buffer",
+}  # fmt: skip
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_sweep_writes_trustworthy_json(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-sizes=256,4K", "--netcopy-threads=1,2", "--benchmark-json=out.json"
+    )
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(
+        [
+            "*netcopy: throughput by size x threads*",
+            "*two_copy*one_copy*zero_copy*",
+            "*4096 B*",
+            "*ns per message*",
+        ]
+    )
+    # time per message is inverse throughput: "latency" may appear only to say so
+    assert re.search(r"(?<!not )latency", result.stdout.str().lower()) is None
+    data = json.loads((pytester.path / "out.json").read_text())
+    names = sorted(b["name"] for b in data["benchmarks"])
+    assert "test_send_path[two_copy-4096B-2t]" in names
+    assert "test_send_path[zero_copy-256B-1t]" in names
+    assert len(names) == 12
+    for bench in data["benchmarks"]:
+        extra = bench["extra_info"]
+        assert set(extra) >= EXTRA_KEYS
+        assert bench["group"] == f"{extra['size']}B-{extra['threads']}t"
+        assert bench["name"].endswith(f"[{extra['mode']}-{extra['size']}B-{extra['threads']}t]")
+        assert extra["netcopy_schema"] == 1
+        assert extra["bytes_per_round"] == extra["messages_per_round"] * extra["size"]
+        assert extra["messages_per_round"] == extra["messages_per_connection"] * extra["threads"]
+        assert len(extra["rounds"]["seconds"]) == 2
+        assert extra["integrity"] == {"ok": True, "verified_bytes": 2 * extra["bytes_per_round"]}
+        assert extra["throughput_gbps"] > 0
+        per_conn = extra["throughput_gbps_per_connection"] * extra["threads"]
+        assert per_conn == pytest.approx(extra["throughput_gbps"])
+        assert extra["tcp_nodelay"] is False
+        placement = extra["placement"]
+        assert set(placement) == {"sender_cpus", "sink_cpus", "pinned"}
+        if len(os.sched_getaffinity(0)) >= 2:
+            assert placement["pinned"] is True
+            assert not set(placement["sender_cpus"]) & set(placement["sink_cpus"])
+        if extra["mode"] == "zero_copy":
+            zc = extra["zerocopy"]
+            assert zc["sends"] >= 2 * extra["messages_per_round"]
+            assert zc["completions"] == zc["sends"]
+            assert 0 <= zc["copied"] <= zc["completions"]
+            assert zc["enobufs"] >= 0
+        else:
+            assert "zerocopy" not in extra
+    facts = data["machine_info"]["netcopy"]
+    for key in ("kernel_release", "cpu_count", "net.core.optmem_max", "net.ipv4.tcp_wmem",
+                "net.ipv4.tcp_rmem", "kernel.perf_event_paranoid"):  # fmt: skip
+        assert key in facts
+
+
+def test_plugin_does_nothing_to_a_suite_that_does_not_use_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_other="""
+        import os
+        from pathlib import Path
+
+        def children():
+            me = str(os.getpid())
+            out = []
+            for pid in os.listdir("/proc"):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cmd = Path(f"/proc/{pid}/cmdline").read_text()
+                except OSError:
+                    continue
+                if stat[1] == me:
+                    out.append(cmd)
+            return out
+
+        def test_plain():
+            assert 1 + 1 == 2
+
+        def test_timed(benchmark):
+            benchmark(sum, range(100))
+
+        def test_no_sink_was_started():
+            assert not [c for c in children() if "pytest_netcopy" in c]
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error",
+                                           "--benchmark-json=out.json")  # fmt: skip
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert "netcopy: throughput" not in out and "Nagle" not in out
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert "netcopy" not in data["machine_info"]
+    assert all(not b["extra_info"] for b in data["benchmarks"])
+
+
+def test_parametrize_ids_and_groups_follow_the_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "-q", "--netcopy-sizes=64K,1024", "--netcopy-threads=3",
+        "--netcopy-modes=one_copy,two_copy",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "test_sweep.py::test_send_path[one_copy-65536B-3t]",
+            "test_sweep.py::test_send_path[two_copy-65536B-3t]",
+            "test_sweep.py::test_send_path[one_copy-1024B-3t]",
+            "test_sweep.py::test_send_path[two_copy-1024B-3t]",
+        ]
+    )
+
+
+def test_default_grid_is_60_benchmarks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["60 tests collected*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "env", "message"),
+    [
+        (["--netcopy-sizes=100"], "", {},
+         "*--netcopy-sizes='100': 100 is not a usable message size: expected a multiple of 8*"),
+        (["--netcopy-sizes=4k,lots"], "", {},
+         "*--netcopy-sizes='4k,lots': 'lots' is not a size: expected byte counts*"),
+        (["--netcopy-threads=0"], "", {},
+         "*--netcopy-threads='0': '0' is not a thread count: expected whole numbers from 1*"),
+        (["--netcopy-modes=two_copy,three_copy"], "", {},
+         "*--netcopy-modes='two_copy,three_copy': unknown mode(s) three_copy; expected names "
+         "from: two_copy, one_copy, zero_copy*"),
+        ([], "netcopy_threads = 1,x", {},
+         "*ini option netcopy_threads in *tox.ini='1,x': 'x' is not a thread count*"),
+        ([], "", {"NETCOPY_ROUND_TIME": "-1"},
+         "*environment variable NETCOPY_ROUND_TIME='-1': expected a positive number*"),
+        (["--netcopy-pin=sometimes"], "", {},
+         "*--netcopy-pin='sometimes': expected one of auto, off*"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_usage_errors_naming_option_value_and_expectation(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    ini: str,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = pytester.runpytest_subprocess("--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_cli_beats_env_beats_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    pytester.makeini(
+        "[pytest]\nnetcopy_sizes = 128\nnetcopy_threads = 5\nnetcopy_modes = one_copy\n"
+    )
+    monkeypatch.setenv("NETCOPY_THREADS", "6")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "--netcopy-modes=two_copy")
+    result.stdout.fnmatch_lines(["test_sweep.py::test_send_path[two_copy-128B-6t]", "1 test*"])
+
+
+def test_help_lists_every_option_with_its_default(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    text = " ".join(result.stdout.str().split())
+    for option, default in [
+        ("--netcopy-sizes=SIZES", "Default: '256,1024,4096,16384,65536'"),
+        ("--netcopy-threads=COUNTS", "Default: '1,2,4,8'"),
+        ("--netcopy-modes=MODES", "Default: 'two_copy,one_copy,zero_copy'"),
+        ("--netcopy-round-time=SECONDS", "Default: '0.05'"),
+        ("--netcopy-timeout=SECONDS", "Default: '60'"),
+        ("--netcopy-pin=auto|off", "Default: 'auto'"),
+        ("--netcopy-nodelay", "Default: 'false'"),
+    ]:
+        assert option in text
+        assert default in text[text.index(option) :][:400]
+    assert "netcopy_sizes" in text and "NETCOPY_SIZES" in text
+
+
+def test_benchmarks_refuse_to_run_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--netcopy-sizes=256", "--netcopy-threads=1"
+    )  # fmt: skip
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*pytest-netcopy benchmarks cannot run under pytest-xdist*"])
+    assert "-n0" in result.stdout.str()
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_nodelay_is_recorded(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-sizes=1024", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+        "--netcopy-nodelay", "--benchmark-json=out.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    data = json.loads((pytester.path / "out.json").read_text())
+    assert data["benchmarks"][0]["extra_info"]["tcp_nodelay"] is True
+    result.stdout.fnmatch_lines(["*Nagle off (TCP_NODELAY set)*"])
+
+
+def test_sink_is_stopped_when_the_session_ends(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_pid="""
+        def test_remember(netcopy_sink, tmp_path_factory):
+            open("sink.pid", "w").write(str(netcopy_sink.pid))
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    pid = int((pytester.path / "sink.pid").read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid)

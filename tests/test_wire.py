@@ -1,0 +1,96 @@
+"""The message format, stamping and the sink's verification, without sockets."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pytest_netcopy.sink as sink
+from pytest_netcopy.message import Message
+
+sizes = st.integers(min_value=8, max_value=2048).map(lambda n: n * 8)
+
+
+def stream(conn_id: int, size: int, first: int, count: int) -> bytearray:
+    message = Message(conn_id, size)
+    out = bytearray()
+    for seq in range(first, first + count):
+        message.stamp(seq)
+        out += message.tobytes()
+    message.release()
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=sizes,
+    conn_id=st.integers(0, 2**32 - 1),
+    first=st.one_of(st.integers(0, 2**20), st.integers(2**32 - 600, 2**32 - 1)),
+    count=st.integers(1, 40),
+)
+def test_stamped_messages_verify_intact(size: int, conn_id: int, first: int, count: int) -> None:
+    data = stream(conn_id, size, first, count)
+    verifier = sink.Verifier(conn_id, size, capacity=max(size * count, size))
+    assert verifier.check(data, count, first) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    size=sizes,
+    count=st.integers(1, 20),
+    first=st.integers(0, 2**32 - 1),
+    data=st.data(),
+)
+def test_any_flipped_byte_is_located(
+    size: int, count: int, first: int, data: st.DataObject
+) -> None:
+    buf = stream(7, size, first, count)
+    index = data.draw(st.integers(0, len(buf) - 1))
+    flip = data.draw(st.integers(1, 255))
+    original = buf[index]
+    buf[index] ^= flip
+    found = sink.Verifier(7, size, capacity=size * count).check(buf, count, first)
+    assert found == (index, original, original ^ flip)
+
+
+def test_a_later_stamp_is_caught_in_field_zero() -> None:
+    """A buffer rewritten with the next message's stamp before it went out."""
+    size = 256
+    buf = stream(1, size, 100, 3)
+    buf[size : 2 * size] = stream(1, size, 102, 1)  # message 101 carries 102's stamp
+    index, expected, received = sink.Verifier(1, size, size * 3).check(buf, 3, 100)
+    assert index == size  # message 101, offset 0: the low stamp byte
+    assert (expected, received) == (101 & 0xFF, 102 & 0xFF)
+
+
+def test_fields_and_connections_differ() -> None:
+    """A field sent in the wrong place, or from another connection, cannot pass."""
+    t = sink.message_template(3, 1024)
+    fields = [t[i * 128 : (i + 1) * 128] for i in range(8)]
+    assert len(set(fields)) == 8
+    assert sink.message_template(4, 1024) != t
+    assert sink.message_template(3, 2048)[:1024] != t
+
+
+@pytest.mark.parametrize("size", [0, 8, 56, 100, 1001])
+def test_unusable_sizes_are_refused_with_the_reason(size: int) -> None:
+    with pytest.raises(ValueError, match=rf"message size {size} B: expected a multiple of 8"):
+        Message(0, size)
+
+
+def test_sink_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(sink.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative import in the sink"
+            imported.add((node.module or "").split(".")[0])
+    outside = sorted(m for m in imported if m not in sys.stdlib_module_names and m != "__future__")
+    assert outside == []
