@@ -1,0 +1,398 @@
+"""Per-thread counters and syscall counts through perf_event_open (ctypes, no perf binary).
+
+Per round: ``before = c.read(); c.enable(); <round>; c.disable(); delta(before,
+c.read())`` (or ``with c.region() as values``). Per thread a software group and a
+hardware group per core PMU (hybrid: PMU type in config bits 32+); leaders open
+disabled, members enabled; only leaders are toggled, without PERF_IOC_FLAG_GROUP.
+Events that fail to open are marked, the rest still count. A group refused
+kernel-side counting (EACCES/EPERM) is reopened with exclude_kernel=1: ``user-only``.
+Deltas of reads (RESET keeps times) are summed over threads and core PMUs, then
+scaled once (a hybrid PMU runs only while the thread is on its core type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self, TypedDict
+
+from pytest_netcopy.perf_abi import (
+    DENIED_ERRNOS,
+    IOC_DISABLE,
+    IOC_ENABLE,
+    PERF_FLAG_FD_CLOEXEC,
+    TYPE_HARDWARE,
+    TYPE_HW_CACHE,
+    TYPE_SOFTWARE,
+    TYPE_TRACEPOINT,
+    UNSUPPORTED_ERRNOS,
+    CorePmu,
+    discover_core_pmus,
+    group_read_size,
+    pack_attr,
+    parse_group_read,
+    read_procfs_int,
+    syscall_tracepoint_ids,
+)
+from pytest_netcopy.perf_abi import CtypesPerfSys as CtypesPerfSys  # re-exported
+from pytest_netcopy.perf_abi import EventDef as EventDef
+from pytest_netcopy.perf_abi import PerfSys as PerfSys
+from pytest_netcopy.perf_abi import TracepointKeeper as TracepointKeeper
+from pytest_netcopy.perf_abi import perf_machine_info as perf_machine_info
+
+OK, SCALED, NOT_COUNTED = "ok", "scaled", "not counted"
+NOT_SUPPORTED, NOT_PERMITTED, USER_ONLY = "not supported", "not permitted", "user-only"
+STATUSES = (OK, SCALED, NOT_COUNTED, NOT_SUPPORTED, NOT_PERMITTED, USER_ONLY)
+
+PARANOID_HINT = (
+    "perf counters fell back to user-only counting (kernel work such as the kernel side "
+    "of send() is not counted): run `sysctl kernel.perf_event_paranoid=1` or grant "
+    "CAP_PERFMON to count kernel work"
+)
+
+
+EVENTS: dict[str, EventDef] = {
+    e.name: e
+    for e in (
+        EventDef("task-clock", TYPE_SOFTWARE, 1),
+        EventDef("context-switches", TYPE_SOFTWARE, 3),
+        EventDef("cpu-migrations", TYPE_SOFTWARE, 4),
+        EventDef("page-faults", TYPE_SOFTWARE, 2),
+        EventDef("cycles", TYPE_HARDWARE, 0),
+        EventDef("instructions", TYPE_HARDWARE, 1),
+        EventDef("cache-misses", TYPE_HARDWARE, 3),
+        EventDef("L1-dcache-load-misses", TYPE_HW_CACHE, 0x10000),  # L1D | READ | MISS
+        EventDef("LLC-load-misses", TYPE_HW_CACHE, 0x10002),  # LL | READ | MISS
+    )
+}
+DEFAULT_EVENTS: tuple[str, ...] = tuple(EVENTS)
+
+
+class CounterValue(TypedDict):
+    value: float | None
+    status: str
+    running_fraction: float | None
+
+
+def parse_counter_selection(text: str) -> list[str]:
+    """``default`` -> all events, ``none`` -> [], else a comma list of event names."""
+    word = text.strip()
+    if word == "default":
+        return list(DEFAULT_EVENTS)
+    if word == "none":
+        return []
+    names = [n.strip() for n in word.split(",") if n.strip()]
+    bad = [n for n in names if n not in EVENTS]
+    if bad or not names:
+        what = ", ".join(repr(n) for n in bad) if bad else repr(text)
+        raise ValueError(
+            f"unknown counter selection {what}: use 'default', 'none' or a comma-separated "
+            f"list of {', '.join(EVENTS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class OpenFailure:
+    tid: int
+    group: str
+    event: str
+    status: str
+
+
+@dataclass(frozen=True)
+class GroupReading:
+    tid: int
+    group: str  # "software", "tracepoint" or a core PMU name
+    user_only: bool
+    time_enabled: int
+    time_running: int
+    values: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    events: tuple[str, ...]
+    tids: tuple[int, ...]
+    groups: tuple[GroupReading, ...]
+    failures: tuple[OpenFailure, ...]
+
+
+@dataclass
+class _Group:
+    tid: int
+    label: str
+    user_only: bool
+    fds: list[int]  # leader first
+    names_by_id: dict[int, str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    tid: int
+    label: str
+    specs: tuple[EventDef, ...]
+    fallback: bool  # may retry with exclude_kernel=1 on EACCES/EPERM
+
+
+class _PerfGroups:
+    """Open/enable/disable/read/close over planned groups; subclasses plan them."""
+
+    def __init__(self, tids: Sequence[int], events: Sequence[str], sys: PerfSys | None) -> None:
+        if not tids or len(set(tids)) != len(tids):
+            raise ValueError(f"need distinct thread ids to count, got {list(tids)}")
+        self.tids = tuple(tids)
+        self.events = tuple(events)
+        self._sys: PerfSys = CtypesPerfSys() if sys is None else sys
+        self._groups: list[_Group] = []
+        self._failures: list[OpenFailure] = []
+        self._opened = self._closed = False
+
+    def _plan(self) -> list[_Plan]:
+        raise NotImplementedError
+
+    def open(self) -> None:
+        if self._opened:
+            raise RuntimeError("counters already opened")
+        self._opened = True
+        try:
+            for plan in self._plan():
+                self._open_group(plan)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_group(self, plan: _Plan) -> None:
+        group, failed = self._try_group(plan, exclude_kernel=False)
+        if plan.fallback and NOT_PERMITTED in failed.values():
+            if group is not None:
+                self._close_fds(group.fds)
+            group, failed = self._try_group(plan, exclude_kernel=True)
+        if group is not None:
+            self._groups.append(group)
+        self._failures.extend(OpenFailure(plan.tid, plan.label, n, s) for n, s in failed.items())
+
+    def _try_group(self, plan: _Plan, exclude_kernel: bool) -> tuple[_Group | None, dict[str, str]]:
+        fds: list[int] = []
+        names: list[str] = []
+        failed: dict[str, str] = {}
+        try:
+            for spec in plan.specs:
+                ek = exclude_kernel
+                attr = pack_attr(
+                    spec.type, spec.config, disabled=not fds, exclude_kernel=ek, exclude_hv=ek
+                )
+                leader = fds[0] if fds else -1
+                try:
+                    fd = self._sys.open(attr, plan.tid, -1, leader, PERF_FLAG_FD_CLOEXEC)
+                except OSError as exc:  # other errnos (ESRCH, EMFILE, ...) are real errors
+                    if exc.errno in UNSUPPORTED_ERRNOS:
+                        failed[spec.name] = NOT_SUPPORTED
+                    elif exc.errno in DENIED_ERRNOS:
+                        failed[spec.name] = NOT_PERMITTED
+                    else:
+                        raise
+                    continue
+                fds.append(fd)
+                names.append(spec.name)
+            if not fds:
+                return None, failed
+            first = parse_group_read(self._sys.read(fds[0], group_read_size(len(fds))))
+            if len(first.values) != len(fds):
+                raise RuntimeError(f"perf group read {len(first.values)} events, opened {len(fds)}")
+        except BaseException:
+            self._close_fds(fds)
+            raise
+        ids = {event_id: name for (_, event_id), name in zip(first.values, names, strict=True)}
+        return _Group(plan.tid, plan.label, exclude_kernel, fds, ids), failed
+
+    def enable(self) -> None:
+        for g in self._live():
+            self._sys.ioctl(g.fds[0], IOC_ENABLE, 0)
+
+    def disable(self) -> None:
+        for g in self._live():
+            self._sys.ioctl(g.fds[0], IOC_DISABLE, 0)
+
+    def read(self) -> Snapshot:
+        readings = []
+        for g in self._live():
+            got = parse_group_read(self._sys.read(g.fds[0], group_read_size(len(g.fds))))
+            values = {g.names_by_id[event_id]: value for value, event_id in got.values}
+            times = (got.time_enabled, got.time_running)
+            readings.append(GroupReading(g.tid, g.label, g.user_only, *times, values))
+        return Snapshot(self.events, self.tids, tuple(readings), tuple(self._failures))
+
+    def delta(self, before: Snapshot, after: Snapshot) -> dict[str, CounterValue]:
+        return delta(before, after)
+
+    @contextmanager
+    def region(self) -> Iterator[dict[str, CounterValue]]:
+        """``with c.region() as values: <round>``: read, enable; disable, read, delta."""
+        values: dict[str, CounterValue] = {}
+        before = self.read()
+        self.enable()
+        try:
+            yield values
+        finally:
+            self.disable()
+        values.update(delta(before, self.read()))
+
+    @property
+    def failures(self) -> tuple[OpenFailure, ...]:
+        return tuple(self._failures)
+
+    def close(self) -> None:
+        """Close every fd (members before their leader); idempotent."""
+        groups, self._groups = self._groups, []
+        self._closed = True
+        self._close_fds([fd for g in groups for fd in g.fds])
+
+    def _close_fds(self, fds: list[int]) -> None:
+        error: OSError | None = None
+        for fd in reversed(fds):  # members first, the leader last
+            try:
+                self._sys.close(fd)
+            except OSError as exc:
+                error = error or exc
+        fds.clear()
+        if error is not None:
+            raise error
+
+    def _live(self) -> list[_Group]:
+        if not self._opened or self._closed:
+            raise RuntimeError("counters not opened" if not self._opened else "counters closed")
+        return self._groups
+
+    def __enter__(self) -> Self:
+        if not self._opened:
+            self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ThreadCounters(_PerfGroups):
+    """Software and hardware counters for existing threads, attached by thread id."""
+
+    def __init__(
+        self,
+        tids: Sequence[int],
+        events: Sequence[str],
+        sys: PerfSys | None = None,
+        sysfs_root: str | Path = "/sys",
+        procfs_root: str | Path = "/proc",
+    ) -> None:
+        unknown = [e for e in events if e not in EVENTS]
+        if unknown:
+            raise ValueError(f"unknown counter events {unknown}: valid are {', '.join(EVENTS)}")
+        super().__init__(tids, list(dict.fromkeys(events)), sys)
+        self.procfs_root = procfs_root
+        self.pmus: list[CorePmu] = discover_core_pmus(sysfs_root)
+
+    def _plan(self) -> list[_Plan]:
+        chosen = [EVENTS[e] for e in self.events]
+        software = tuple(e for e in chosen if not e.hardware)
+        hardware = tuple(e for e in chosen if e.hardware)
+        if len(self.pmus) > 1:  # hybrid: one group per core PMU, type in config bits 32+
+            hw_groups = [(p.name, tuple(e.on_pmu(p.type) for e in hardware)) for p in self.pmus]
+        else:
+            hw_groups = [(self.pmus[0].name if self.pmus else "cpu", hardware)]
+        plans = []
+        for tid in self.tids:
+            if software:
+                plans.append(_Plan(tid, "software", software, fallback=True))
+            if hardware:
+                plans.extend(_Plan(tid, label, specs, fallback=True) for label, specs in hw_groups)
+        return plans
+
+    @property
+    def user_only_fallback(self) -> bool:
+        """Whether any group had to fall back to exclude_kernel=1."""
+        return any(g.user_only for g in self._groups)
+
+    def fallback_hint(self) -> str | None:
+        """The one-time hint for the user when a fallback happened, else None."""
+        if not self.user_only_fallback:
+            return None
+        paranoid = read_procfs_int(self.procfs_root, "sys/kernel/perf_event_paranoid")
+        return f"{PARANOID_HINT} (kernel.perf_event_paranoid = {paranoid})"
+
+
+class SyscallCounters(_PerfGroups):
+    """Per-thread counts of ``syscalls/sys_enter_<name>`` tracepoints (an untimed pass).
+
+    ``delta`` gives ``{name: {"value": count or None, "status", "running_fraction"}}``;
+    a name without tracepoint is ``not supported``, unreadable tracefs ``not permitted``.
+    """
+
+    def __init__(
+        self,
+        tids: Sequence[int],
+        names: Sequence[str],
+        sys: PerfSys | None = None,
+        sysfs_root: str | Path = "/sys",
+        keeper: TracepointKeeper | None = None,
+    ) -> None:
+        super().__init__(tids, list(dict.fromkeys(names)), sys)
+        self._ids = syscall_tracepoint_ids(self.events, sysfs_root)
+        self._keeper = keeper
+
+    def _plan(self) -> list[_Plan]:
+        specs = tuple(
+            EventDef(n, TYPE_TRACEPOINT, i) for n, i in self._ids.items() if isinstance(i, int)
+        )
+        for tid in self.tids:
+            self._failures.extend(
+                OpenFailure(tid, "tracepoint", n, s)
+                for n, s in self._ids.items()
+                if isinstance(s, str)
+            )
+        if self._keeper is not None:
+            self._keeper.hold(n for n, i in self._ids.items() if isinstance(i, int))
+        return [_Plan(tid, "tracepoint", specs, fallback=False) for tid in self.tids if specs]
+
+
+def delta(before: Snapshot, after: Snapshot) -> dict[str, CounterValue]:
+    """Counts between two reads, summed over threads and PMUs, scaled once.
+
+    An event is ``not supported``/``not permitted`` (value None) when some
+    thread has no open counter for it: a partial sum would undercount.
+    """
+    if before.events != after.events or before.tids != after.tids:
+        raise ValueError("snapshots of different counter sets")
+    old = {(g.tid, g.group): g for g in before.groups}
+    if old.keys() != {(g.tid, g.group) for g in after.groups}:
+        raise ValueError("snapshots of different counter groups")
+    return {event: _event_delta(event, before, after, old) for event in after.events}
+
+
+def _event_delta(
+    event: str, before: Snapshot, after: Snapshot, old: dict[tuple[int, str], GroupReading]
+) -> CounterValue:
+    raw = enabled = running = 0
+    user_only = False
+    for tid in after.tids:
+        mine = [g for g in after.groups if g.tid == tid and event in g.values]
+        if not mine:
+            why = {f.status for f in after.failures if f.tid == tid and f.event == event}
+            status = NOT_PERMITTED if NOT_PERMITTED in why else NOT_SUPPORTED
+            return CounterValue(value=None, status=status, running_fraction=None)
+        pairs = [(old[g.tid, g.group], g) for g in mine]
+        raw += sum(a.values[event] - b.values[event] for b, a in pairs)
+        enabled += max(a.time_enabled - b.time_enabled for b, a in pairs)
+        running += sum(a.time_running - b.time_running for b, a in pairs)
+        user_only = user_only or any(a.user_only for _, a in pairs)
+    fraction = None if enabled <= 0 else min(running / enabled, 1.0)
+    if running <= 0:
+        return CounterValue(value=None, status=NOT_COUNTED, running_fraction=fraction)
+    if running >= enabled:
+        value, status = float(raw), OK
+    else:
+        value, status = raw * enabled / running, SCALED
+    return CounterValue(
+        value=value, status=USER_ONLY if user_only else status, running_fraction=fraction
+    )
