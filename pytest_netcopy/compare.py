@@ -1,0 +1,128 @@
+"""``netcopy compare BASE NEW``: the CI gate outside pytest.
+
+Same comparison, same table and same last line as ``--netcopy-gate``.
+Exit status: 0 no regression, 1 regression (or, with ``--two-sided``, an
+improvement beyond the threshold), 2 unusable input (a file that cannot be
+read, a bad rule, an unknown table format, machines that differ under
+``--strict-machine``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate_formats
+
+from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
+from pytest_netcopy.gate import (
+    DEFAULT_RULES,
+    MachineMismatch,
+    compare_runs,
+    format_rules,
+    parse_rules,
+)
+from pytest_netcopy.runs import load_run
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``compare`` subcommand to the ``netcopy`` command's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "compare",
+        help="compare a run with a baseline and fail (exit 1) on a significant regression",
+        description="Compare NEW with BASE benchmark by benchmark (matched by mode, size and "
+        "threads) and metric by metric. A change is a regression when it goes the rule's bad way "
+        "by more than the rule's threshold AND a Mann-Whitney U test on the per-round samples "
+        "says it is significant. Exit status 0: no regression; 1: regression; 2: bad input.",
+    )
+    parser.add_argument(
+        "base",
+        metavar="BASE",
+        help="the baseline: a pytest-benchmark JSON file, or a saved run in --storage selected "
+        "as --benchmark-compare does ('0001', '*NAME', 'MACHINE/0001')",
+    )
+    parser.add_argument("new", metavar="NEW", help="the run to check, given like BASE")
+    parser.add_argument(
+        "--gate",
+        metavar="RULES",
+        default=None,
+        help="rules METRIC:-N%% (a drop of more than N%% is bad), METRIC:+N%% (a rise), or "
+        "METRIC:+N / METRIC:-N (in the metric's units), separated by spaces or commas. "
+        "Default: " + repr(format_rules(DEFAULT_RULES)).replace("%", "%%"),
+    )
+    parser.add_argument(
+        "--two-sided",
+        action="store_true",
+        help="also fail on an improvement beyond the threshold, so a stale baseline gets "
+        "refreshed. Default: off",
+    )
+    parser.add_argument(
+        "--strict-machine",
+        action="store_true",
+        help="refuse to compare (exit 2) when the kernel, CPU model or CPU count differ. "
+        "Default: off (the differences are printed above the table)",
+    )
+    parser.add_argument(
+        "--format",
+        metavar="FMT",
+        default="simple",
+        help="table format, any of tabulate's (simple, github, grid, pipe, ...). "
+        "Default: %(default)r",
+    )
+    parser.add_argument(
+        "--storage",
+        metavar="DIR",
+        type=Path,
+        default=Path(".benchmarks"),
+        help="pytest-benchmark storage for saved-run ids (BASE or NEW that is not a file). "
+        "Default: '.benchmarks'",
+    )
+    parser.set_defaults(func=run)
+
+
+def _error(message: str) -> int:
+    print(f"netcopy compare: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``netcopy compare``; a RunFileError propagates to ``cli.main`` (exit 2)."""
+    try:
+        rules = DEFAULT_RULES if args.gate is None else tuple(parse_rules(args.gate))
+    except ValueError as exc:
+        return _error(f"--gate: {exc}")
+    if not rules:
+        return _error(
+            f"--gate {args.gate!r} has no rule; {format_rules(DEFAULT_RULES)!r} is the default"
+        )
+    if args.format not in tabulate_formats:
+        return _error(
+            f"--format {args.format!r} is not a table format; choose one of "
+            + ", ".join(sorted(tabulate_formats))
+        )
+    machine = local_machine_id()
+    paths = []
+    for label, value in (("BASE", args.base), ("NEW", args.new)):
+        try:
+            paths.append(resolve_baseline(value, args.storage, machine))
+        except BaselineError as exc:
+            return _error(f"{label} {exc}")
+    base_path, new_path = paths
+    baseline, current = load_run(base_path), load_run(new_path)
+    try:
+        outcome = compare_runs(
+            baseline,
+            current,
+            rules,
+            two_sided=args.two_sided,
+            strict_machine=args.strict_machine,
+        )
+    except MachineMismatch as exc:
+        return _error(str(exc))
+    print(f"baseline: {base_path}\ncurrent:  {new_path}")
+    print(outcome.render(args.format))
+    return 1 if outcome.failed else 0
