@@ -1,0 +1,5 @@
+import sys
+
+from pytest_netcopy.cli import main
+
+sys.exit(main())

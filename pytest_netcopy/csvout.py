@@ -1,0 +1,210 @@
+"""``netcopy csv``: one row per benchmark, the reference workload's columns first.
+
+The reference exercise wrote ``Implementation, MessageSize, NumThreads,
+Throughput_Gbps, <latency>, CPU_Cycles, Instructions, LLC_Misses, L1_Misses,
+ContextSwitches``. We keep those names (so existing plotting scripts work)
+with these meanings, then add our own columns:
+
+* the "latency" column is ``TimePerMessage_ns``: median round time divided by
+  the messages of the round, i.e. inverse throughput, not latency;
+* the counter columns are **per message**: the sender threads' count over the
+  measured rounds divided by the messages they sent (totals depend on the
+  calibrated round length, per-message figures do not);
+* a counter that was not counted leaves its cell empty, never 0; the
+  ``CounterStatus`` column says why.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from pytest_netcopy.tables import (
+    Extra,
+    as_float,
+    copied_fraction,
+    integrity_ok,
+    mode_rank,
+    syscalls_total,
+)
+
+#: reference column -> counter event, per message
+COUNTER_COLUMNS = {
+    "CPU_Cycles": "cycles",
+    "Instructions": "instructions",
+    "LLC_Misses": "LLC-load-misses",
+    "L1_Misses": "L1-dcache-load-misses",
+    "ContextSwitches": "context-switches",
+}
+REFERENCE_COLUMNS = (
+    "Implementation",
+    "MessageSize",
+    "NumThreads",
+    "Throughput_Gbps",
+    "TimePerMessage_ns",
+    *COUNTER_COLUMNS,
+)
+OUR_COLUMNS = (
+    "Throughput_Gbps_PerConnection",
+    "Throughput_Gbps_RoundMin",
+    "Throughput_Gbps_RoundMax",
+    "MessagesPerSecond",
+    "MessagesPerRound",
+    "BytesPerRound",
+    "Rounds",
+    "CPU_ns_per_byte",
+    "Sink_CPU_ns_per_byte",
+    "Cycles_per_byte",
+    "Instructions_per_byte",
+    "IPC",
+    "ContextSwitches_per_MB",
+    "Syscalls_per_message",
+    "ZeroCopy_Copied_pct",
+    "ZeroCopy_ENOBUFS",
+    "Integrity",
+    "VerifiedBytes",
+    "TCP_NoDelay",
+    "Pinned",
+    "SenderCPUs",
+    "SinkCPUs",
+    "CounterStatus",
+)
+COLUMNS = REFERENCE_COLUMNS + OUR_COLUMNS
+
+#: shown by ``netcopy csv --help``
+COLUMNS_HELP = """\
+columns (one row per benchmark, sorted by size, threads, mode):
+  Implementation        the mode (two_copy, one_copy, zero_copy, ...)
+  MessageSize           bytes per message; NumThreads: sender threads = connections
+  Throughput_Gbps       median round, all connections together
+  TimePerMessage_ns     median round time / messages: inverse throughput, NOT latency
+  CPU_Cycles, Instructions, LLC_Misses, L1_Misses, ContextSwitches
+                        PER MESSAGE: the sender threads' count over the measured
+                        rounds / messages sent (LLC = LLC-load-misses,
+                        L1 = L1-dcache-load-misses)
+  then ours: per-connection Gbps, min/max round Gbps, messages/s, round size,
+  CPU ns/byte (sender, sink), cycles and instructions per byte, IPC, context
+  switches per MB, syscalls/message, zero-copy copied %, ENOBUFS, integrity,
+  TCP_NODELAY, placement, and CounterStatus (event=status for every counter
+  that was not counted). An empty cell means not counted or not applicable:
+  never a fake 0."""
+
+
+def _counter_value(extra: Extra, event: str) -> float | None:
+    counters = extra.get("counters")
+    if not isinstance(counters, Mapping) or not isinstance(counters.get(event), Mapping):
+        return None
+    return as_float(counters[event].get("value"))
+
+
+def counted_bytes(extra: Extra) -> float | None:
+    """Payload bytes sent while the counters ran.
+
+    Taken from a derived per-byte figure the plugin computed over the same
+    span (task-clock / cpu_ns_per_byte, or cycles / cycles_per_byte); failing
+    both, all measured rounds (bytes_per_round x rounds).
+    """
+    for event, per_byte_key in (("task-clock", "cpu_ns_per_byte"), ("cycles", "cycles_per_byte")):
+        value, per_byte = _counter_value(extra, event), as_float(extra.get(per_byte_key))
+        if value is not None and per_byte:
+            return value / per_byte
+    rounds = extra.get("rounds")
+    n_rounds = len(rounds.get("seconds") or []) if isinstance(rounds, Mapping) else 0
+    bytes_per_round = as_float(extra.get("bytes_per_round"))
+    return bytes_per_round * n_rounds if bytes_per_round and n_rounds else None
+
+
+def per_message(extra: Extra, event: str) -> float | None:
+    """A sender counter per message sent, or None where it was not counted."""
+    value = _counter_value(extra, event)
+    span = counted_bytes(extra)
+    if value is None or not span:
+        return None
+    return value * int(extra["size"]) / span
+
+
+def counter_status(extra: Extra) -> str:
+    """``event=status`` for each sender counter that has no value, ``;``-joined."""
+    counters = extra.get("counters")
+    if not isinstance(counters, Mapping):
+        return ""
+    missing = [
+        f"{event}={entry.get('status')}"
+        for event, entry in sorted(counters.items())
+        if isinstance(entry, Mapping) and as_float(entry.get("value")) is None
+    ]
+    return ";".join(missing)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def csv_row(extra: Extra) -> dict[str, str]:
+    rounds = extra.get("rounds")
+    per_round = rounds.get("throughput_gbps") if isinstance(rounds, Mapping) else None
+    round_gbps = [v for v in (as_float(x) for x in per_round or []) if v is not None]
+    n_rounds = len(rounds.get("seconds") or []) if isinstance(rounds, Mapping) else 0
+    copied = copied_fraction(extra)
+    ok = integrity_ok(extra)
+    integrity = extra.get("integrity")
+    zerocopy = extra.get("zerocopy")
+    placement = extra.get("placement")
+    place: Mapping[str, Any] = placement if isinstance(placement, Mapping) else {}
+    values: dict[str, Any] = {
+        "Implementation": extra["mode"],
+        "MessageSize": int(extra["size"]),
+        "NumThreads": int(extra["threads"]),
+        "Throughput_Gbps": as_float(extra.get("throughput_gbps")),
+        "TimePerMessage_ns": as_float(extra.get("ns_per_message")),
+        **{column: per_message(extra, event) for column, event in COUNTER_COLUMNS.items()},
+        "Throughput_Gbps_PerConnection": as_float(extra.get("throughput_gbps_per_connection")),
+        "Throughput_Gbps_RoundMin": min(round_gbps) if round_gbps else None,
+        "Throughput_Gbps_RoundMax": max(round_gbps) if round_gbps else None,
+        "MessagesPerSecond": as_float(extra.get("messages_per_second")),
+        "MessagesPerRound": extra.get("messages_per_round"),
+        "BytesPerRound": extra.get("bytes_per_round"),
+        "Rounds": n_rounds or None,
+        "CPU_ns_per_byte": as_float(extra.get("cpu_ns_per_byte")),
+        "Sink_CPU_ns_per_byte": as_float(extra.get("sink_cpu_ns_per_byte")),
+        "Cycles_per_byte": as_float(extra.get("cycles_per_byte")),
+        "Instructions_per_byte": as_float(extra.get("instructions_per_byte")),
+        "IPC": as_float(extra.get("ipc")),
+        "ContextSwitches_per_MB": as_float(extra.get("context_switches_per_mb")),
+        "Syscalls_per_message": syscalls_total(extra),
+        "ZeroCopy_Copied_pct": None if copied is None else 100.0 * copied,
+        "ZeroCopy_ENOBUFS": zerocopy.get("enobufs") if isinstance(zerocopy, Mapping) else None,
+        "Integrity": None if ok is None else ("intact" if ok else "CORRUPT"),
+        "VerifiedBytes": integrity.get("verified_bytes")
+        if isinstance(integrity, Mapping)
+        else None,
+        "TCP_NoDelay": extra.get("tcp_nodelay"),
+        "Pinned": place.get("pinned"),
+        "SenderCPUs": place.get("sender_cpus"),
+        "SinkCPUs": place.get("sink_cpus"),
+        "CounterStatus": counter_status(extra),
+    }
+    return {column: _cell(values[column]) for column in COLUMNS}
+
+
+def write_csv(results: Sequence[Extra], out: TextIO) -> int:
+    """Write the header and one row per result (sorted by size, threads, mode); return the rows."""
+    ordered = sorted(
+        results, key=lambda e: (int(e["size"]), int(e["threads"]), mode_rank(str(e["mode"])))
+    )
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for extra in ordered:
+        writer.writerow(csv_row(extra))
+    return len(ordered)

@@ -1,0 +1,331 @@
+"""``netcopy report`` and ``netcopy csv`` through ``cli.main``, against golden files.
+
+The golden files live in tests/data/runs/golden/. After an intended change of
+the output, regenerate them and review the diff:
+
+    NETCOPY_REGEN_GOLDEN=1 pytest tests/test_report_cli.py
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_netcopy import cli
+from pytest_netcopy.baseline import local_machine_id
+from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS
+
+RUNS = Path(__file__).parent / "data" / "runs"
+GOLDEN = RUNS / "golden"
+REGEN = os.environ.get("NETCOPY_REGEN_GOLDEN") == "1"
+
+
+def netcopy(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.is_file(), f"no golden file {path}: run with NETCOPY_REGEN_GOLDEN=1 to create it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"output differs from {path}; if intended, regenerate: "
+        "NETCOPY_REGEN_GOLDEN=1 pytest tests/test_report_cli.py"
+    )
+
+
+@pytest.fixture
+def in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from tests/data/runs so the reports name the files as given (stable goldens)."""
+    monkeypatch.chdir(RUNS)
+
+
+# ---------------------------------------------------------------------------
+# golden output
+
+
+@pytest.mark.usefixtures("in_runs")
+@pytest.mark.parametrize(
+    ("golden", "argv"),
+    [
+        ("report_pmu_plain.txt", ["report", "pmu_run.json", "--format", "plain"]),
+        ("report_pmu_github.md", ["report", "pmu_run.json", "--format", "github"]),
+        ("report_nopmu_default.txt", ["report", "nopmu_run.json"]),
+        (
+            "report_two_runs_plain.txt",
+            ["report", "pmu_run.json", "nopmu_run.json", "--format", "plain"],
+        ),
+        (
+            "report_two_runs_github.md",
+            ["report", "pmu_run.json", "nopmu_run.json", "--format", "github"],
+        ),
+        ("csv_pmu.csv", ["csv", "pmu_run.json"]),
+        ("csv_nopmu.csv", ["csv", "nopmu_run.json"]),
+    ],
+)
+def test_golden(capsys: pytest.CaptureFixture[str], golden: str, argv: list[str]) -> None:
+    status, out, err = netcopy(capsys, *argv)
+    assert (status, err) == (0, "")
+    check_golden(golden, out)
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_report_has_what_the_issue_asks(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = netcopy(capsys, "report", "pmu_run.json")
+    assert status == 0
+    for needle in (
+        "12th Gen Intel(R) Core(TM) i7-12700 · 20 CPUs · kernel 6.8.0-49-generic",
+        "Gbps",
+        "messages/s",
+        "ns per message",
+        "sender CPU ns/byte",
+        "sink CPU ns/byte",
+        "syscalls/message",
+        "cycles/byte",
+        "zero-copy copied %",
+        "* fastest mode",
+        "threads=1: one_copy overtakes two_copy at 16384 B; "
+        "zero_copy never overtakes copying (up to 65536 B)",
+        "Nagle on (TCP_NODELAY off, the default)",
+        "the kernel copied every send",
+    ):
+        assert needle in out
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_report_flags_corrupt_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = json.loads((RUNS / "nopmu_run.json").read_text())
+    data["benchmarks"][4]["extra_info"]["integrity"]["ok"] = False
+    broken = tmp_path / "corrupt.json"
+    broken.write_text(json.dumps(data))
+    status, out, _ = netcopy(capsys, "report", str(broken), "--format", "plain")
+    assert status == 0
+    assert "CORRUPT" in out
+    assert "INTEGRITY FAILURE: the sink received wrong bytes in one_copy 1024 B 1 thread" in out
+
+
+def test_report_of_a_run_without_counter_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = json.loads((RUNS / "pmu_run.json").read_text())
+    for bench in data["benchmarks"]:
+        extra = bench["extra_info"]
+        for key in list(extra):
+            if key in {"counters", "sink_counters", "syscalls_per_message"} or key.endswith(
+                ("_per_byte", "_per_mb", "ipc")
+            ):
+                del extra[key]
+        extra["rounds"].pop("cpu_ns_per_byte")
+    old = tmp_path / "before_counters.json"
+    old.write_text(json.dumps(data))
+    status, out, _ = netcopy(capsys, "report", str(old), "--counters", "all", "--format", "plain")
+    assert status == 0
+    assert "cycles/byte" in out and "n/a" in out
+    status, out, _ = netcopy(capsys, "report", str(old), "--format", "plain")
+    assert "cycles/byte" not in out and "not counted" not in out
+    status, out, _ = netcopy(capsys, "csv", str(old))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert all(row["CPU_Cycles"] == "" and row["CPU_ns_per_byte"] == "" for row in rows)
+
+
+# ---------------------------------------------------------------------------
+# csv
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_csv_columns_and_honest_empty_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = netcopy(capsys, "csv", "pmu_run.json")
+    assert status == 0
+    reader = csv.DictReader(io.StringIO(out))
+    assert tuple(reader.fieldnames or ()) == COLUMNS
+    assert COLUMNS[:10] == (
+        "Implementation",
+        "MessageSize",
+        "NumThreads",
+        "Throughput_Gbps",
+        "TimePerMessage_ns",
+        "CPU_Cycles",
+        "Instructions",
+        "LLC_Misses",
+        "L1_Misses",
+        "ContextSwitches",
+    )
+    rows = list(reader)
+    assert len(rows) == 30
+    assert [(r["Implementation"], r["MessageSize"], r["NumThreads"]) for r in rows[:4]] == [
+        ("two_copy", "256", "1"),
+        ("one_copy", "256", "1"),
+        ("zero_copy", "256", "1"),
+        ("two_copy", "256", "2"),
+    ]
+    starved = next(
+        r
+        for r in rows
+        if (r["Implementation"], r["MessageSize"], r["NumThreads"]) == ("zero_copy", "256", "2")
+    )
+    assert starved["CPU_Cycles"] == starved["Cycles_per_byte"] == ""
+    assert "cycles=not counted" in starved["CounterStatus"]
+    assert starved["ContextSwitches"] != ""  # software counters still counted
+    for row in rows:
+        if row["CPU_Cycles"]:  # per message = cycles per byte x message size
+            expected = float(row["Cycles_per_byte"]) * int(row["MessageSize"])
+            assert float(row["CPU_Cycles"]) == pytest.approx(expected, rel=1e-4)
+        expected_ns = 1e9 / float(row["MessagesPerSecond"])
+        assert float(row["TimePerMessage_ns"]) == pytest.approx(expected_ns, rel=1e-4)
+        assert row["ZeroCopy_Copied_pct"] == ("100" if row["Implementation"] == "zero_copy" else "")
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_csv_without_pmu_never_writes_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = netcopy(capsys, "csv", "nopmu_run.json")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    for row in rows:
+        for column in ("CPU_Cycles", "Instructions", "LLC_Misses", "L1_Misses", "IPC"):
+            assert row[column] == ""
+        assert row["ContextSwitches"] not in ("", "0")
+        assert "cycles=not supported" in row["CounterStatus"]
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_csv_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    status, out, err = netcopy(capsys, "csv", "nopmu_run.json", "-o", str(target))
+    assert (status, out) == (0, "")
+    assert f"30 rows written to {target}" in err
+    assert target.read_text().splitlines()[0].startswith(",".join(REFERENCE_COLUMNS))
+
+
+# ---------------------------------------------------------------------------
+# input errors: one line naming the file, exit 2
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["report", "csv", "plot"])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "no such file"),
+        ("", "is empty"),
+        ('{"benchmarks": [', "is not valid JSON"),
+        ('{"hello": 1}', "is not pytest-benchmark output"),
+        (
+            json.dumps({"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {}}]}),
+            "has no netcopy benchmarks",
+        ),
+    ],
+)
+def test_bad_input_names_the_file(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+    content: str | None,
+    problem: str,
+) -> None:
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    argv = [command, str(path)] + (["-o", str(tmp_path / "plots")] if command == "plot" else [])
+    status, out, err = netcopy(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.startswith(f"netcopy {command}: error: {path}: {problem}")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "plots").exists()
+
+
+def test_second_run_broken(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.json", "[]")
+    status, out, err = netcopy(capsys, "report", str(RUNS / "pmu_run.json"), bad)
+    assert (status, out) == (2, "")
+    assert f"{bad}: is not pytest-benchmark output" in err
+
+
+def test_saved_run_ids_from_storage(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / local_machine_id()
+    folder.mkdir()
+    shutil.copy(RUNS / "pmu_run.json", folder / "0001_base.json")
+    shutil.copy(RUNS / "nopmu_run.json", folder / "0002_later.json")
+    status, out, _ = netcopy(capsys, "report", "0001", "*later", "--storage", str(tmp_path))
+    assert status == 0
+    assert "0001_base.json" in out and "0002_later.json" in out
+    status, out, err = netcopy(capsys, "csv", "*nothing", "--storage", str(tmp_path))
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        "netcopy csv: error: '*nothing' is neither an existing file nor a saved run"
+    )
+
+
+def test_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = netcopy(capsys, "report", str(RUNS / "pmu_run.json"), "--format", "fancy")
+    assert status == 2
+    assert "--format 'fancy' is not a table format; choose one of" in err
+    assert "github" in err
+
+
+# ---------------------------------------------------------------------------
+# --help and matplotlib as an optional extra
+
+
+@pytest.mark.parametrize(
+    ("command", "needles"),
+    [
+        ("report", ["--format FMT", "github (markdown)", "not latency", "--counters"]),
+        ("csv", ["PER MESSAGE", "TimePerMessage_ns", "NOT latency", "never a fake 0", "-o FILE"]),
+        ("plot", ["-o DIR", "pip install 'pytest-netcopy[plot]'", "error bars"]),
+    ],
+)
+def test_help(capsys: pytest.CaptureFixture[str], command: str, needles: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    text = " ".join(out.split())
+    for needle in needles:
+        assert needle in text, needle
+
+
+def test_plot_without_matplotlib_says_how_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out_dir = tmp_path / "plots"
+    status, out, err = netcopy(capsys, "plot", str(RUNS / "pmu_run.json"), "-o", str(out_dir))
+    assert (status, out) == (2, "")
+    assert "netcopy plot: error: netcopy plot needs matplotlib" in err
+    assert "pip install 'pytest-netcopy[plot]'" in err
+    assert not out_dir.exists()
+
+
+def test_package_imports_without_matplotlib() -> None:
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "import pytest_netcopy.report, pytest_netcopy.plots, pytest_netcopy.tables\n"
+        "import pytest_netcopy.csvout\n"
+        "print('ok')\n"
+    )
+    env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "ok", "")
