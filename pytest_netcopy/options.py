@@ -194,24 +194,29 @@ class Settings:
         return self.sources.get(name, name)
 
 
-def add_options(parser: pytest.Parser) -> None:
+def add_spec(parser: pytest.Parser, spec: Spec) -> None:
+    """Add one option (CLI and ini) to the netcopy group."""
     group = parser.getgroup("netcopy", "pytest-netcopy: benchmark Linux send paths")
+    help_text = f"{spec.help}. Default: {spec.default!r} (ini: {spec.ini}, env: {spec.env})."
+    if spec.flag:
+        group.addoption(
+            spec.cli, action="store_const", const="true", default=None,
+            dest=spec.ini, help=help_text,
+        )  # fmt: skip
+    else:
+        group.addoption(
+            spec.cli, action="store", default=None, dest=spec.ini,
+            metavar=spec.metavar, help=help_text,
+        )  # fmt: skip
+    parser.addini(spec.ini, help=f"{spec.help} (like {spec.cli})", default=None)
+
+
+def add_options(parser: pytest.Parser) -> None:
     for spec in SPECS:
-        help_text = f"{spec.help}. Default: {spec.default!r} (ini: {spec.ini}, env: {spec.env})."
-        if spec.flag:
-            group.addoption(
-                spec.cli, action="store_const", const="true", default=None,
-                dest=spec.ini, help=help_text,
-            )  # fmt: skip
-        else:
-            group.addoption(
-                spec.cli, action="store", default=None, dest=spec.ini,
-                metavar=spec.metavar, help=help_text,
-            )  # fmt: skip
-        parser.addini(spec.ini, help=f"{spec.help} (like {spec.cli})", default=None)
+        add_spec(parser, spec)
 
 
-def _raw(config: pytest.Config, spec: Spec) -> tuple[str, str]:
+def raw_value(config: pytest.Config, spec: Spec) -> tuple[str, str]:
     """The raw value of an option and a phrase naming where it came from."""
     value = config.getoption(spec.ini, None)
     if value is not None:
@@ -225,14 +230,18 @@ def _raw(config: pytest.Config, spec: Spec) -> tuple[str, str]:
     return spec.default, f"default of {spec.cli}"
 
 
+def resolve_spec(config: pytest.Config, spec: Spec) -> tuple[Any, str]:
+    """Parse one option (CLI > env > ini > default); a bad value is a UsageError."""
+    raw, source = raw_value(config, spec)
+    try:
+        return spec.parse(raw), source
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}={raw!r}: {exc}") from None
+
+
 def resolve(config: pytest.Config) -> Settings:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in SPECS:
-        raw, source = _raw(config, spec)
-        try:
-            values[spec.name] = spec.parse(raw)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{source}={raw!r}: {exc}") from None
-        sources[spec.name] = source
+        values[spec.name], sources[spec.name] = resolve_spec(config, spec)
     return Settings(**values, sources=sources)

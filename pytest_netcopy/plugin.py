@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy import hooks
+from pytest_netcopy import gateplugin, hooks
 from pytest_netcopy.machine import machine_facts
 from pytest_netcopy.modes import Mode, builtin_registry
 from pytest_netcopy.options import add_options, resolve
@@ -29,6 +29,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    gateplugin.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,11 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{settings.describe('modes')}={','.join(settings.modes)!r}: unknown mode(s) "
             f"{', '.join(unknown)}; expected names from: {', '.join(registry.names())}"
         )
-    config.stash[SESSION_KEY] = NetcopySession(
+    session = NetcopySession(
         settings=settings,
         registry=registry,
         placement=plan_placement(settings.pin == "auto"),
     )
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(gateplugin.GatePlugin(config, session), "netcopy-gate")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
