@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pytest_netcopy.counters import EVENTS, parse_counter_selection
 from pytest_netcopy.sink import DEFAULT_RECV_BUFFER, FIELDS, MIN_SIZE
 
 _UNITS = {
@@ -171,6 +172,9 @@ SPECS: tuple[Spec, ...] = (
          "pin sender threads and the sink to different CPUs when there are two or more"),
     Spec("nodelay", _bool, "false", "BOOL",
          "set TCP_NODELAY (Nagle off); the reference left Nagle on", flag=True),
+    Spec("counters", parse_counter_selection, "default", "EVENTS",
+         "perf counters on the sender threads: default (all), none, or a comma list of "
+         + ", ".join(EVENTS)),
     Spec("recv_buffer", _recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
          "size of the sink's fixed recv_into buffer"),
 )  # fmt: skip
@@ -187,6 +191,7 @@ class Settings:
     timeout: float
     pin: str
     nodelay: bool
+    counters: list[str]
     recv_buffer: int
     sources: dict[str, str]
 

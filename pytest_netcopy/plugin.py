@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_netcopy import gateplugin, hooks
+from pytest_netcopy.counters import perf_machine_info
 from pytest_netcopy.machine import machine_facts
 from pytest_netcopy.modes import Mode, builtin_registry
 from pytest_netcopy.options import add_options, resolve
@@ -133,6 +134,7 @@ def pytest_benchmark_update_machine_info(
     if session is None or not session.results:
         return  # a suite that does not use netcopy gets nothing added
     facts = machine_facts()
+    facts.update(perf_machine_info())
     facts["placement"] = session.placement.as_dict()
     machine_info["netcopy"] = facts
 
@@ -149,6 +151,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     lines = render_crossovers(crossovers(session.results))
     if lines:
         tr.write_line(lines)
+    for hint in sorted(session.hints):
+        tr.write_line(f"netcopy: {hint}", yellow=True)
     nagle = "off (TCP_NODELAY set)" if session.settings.nodelay else "on (the default)"
     tr.write_line(
         f"Nagle {nagle}; ns/msg is round time / messages (inverse throughput), not latency."

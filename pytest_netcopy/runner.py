@@ -11,6 +11,14 @@ from typing import Any
 
 import pytest
 
+from pytest_netcopy.measure import (
+    RoundCounters,
+    combine,
+    derived,
+    per_round_cpu_ns_per_byte,
+    sink_counters,
+    syscall_pass,
+)
 from pytest_netcopy.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
 from pytest_netcopy.options import Settings
 from pytest_netcopy.runs import SCHEMA_VERSION
@@ -38,6 +46,7 @@ class NetcopySession:
     placement: Placement
     sink: SinkProcess | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
+    hints: set[str] = field(default_factory=set)
 
     def get_sink(self) -> SinkProcess:
         if self.sink is None:
@@ -145,6 +154,27 @@ def summarize(
     return info
 
 
+def counter_figures(
+    state: dict[str, Any], rounds: list[RoundResult], bytes_per_round: int
+) -> dict[str, Any]:
+    """The counters part of extra_info (docs/results-schema.md)."""
+    per_round = state["counters"].per_round
+    counters = combine(per_round)
+    sink = sink_counters(rounds)
+    syscalls, sink_syscalls = state.get("syscalls", (None, None))
+    figures: dict[str, Any] = {
+        "counters": counters,
+        "sink_counters": sink,
+        **derived(counters, sink, bytes_per_round * len(rounds)),
+        "syscalls_per_message": syscalls,
+        "sink_syscalls_per_message": sink_syscalls,
+    }
+    figures["rounds_cpu_ns_per_byte"] = (
+        per_round_cpu_ns_per_byte(per_round, bytes_per_round) if per_round else None
+    )
+    return figures
+
+
 class Netcopy:
     """The ``netcopy`` fixture: runs one benchmark of a send mode through pytest-benchmark."""
 
@@ -210,6 +240,7 @@ class Netcopy:
                     cpus=placement.sender_cpus if placement.pinned else (),
                 )
             )  # fmt: skip
+            state["counters"] = stack.enter_context(RoundCounters(pool, settings.counters))
             state["count"] = calibrate(pool, settings.round_time, size)
             for _ in range(settings.warmup_rounds):
                 pool.run_round(state["count"])
@@ -217,7 +248,8 @@ class Netcopy:
             state["pool"] = pool
 
         def one_round() -> None:
-            rounds.append(state["pool"].run_round(state["count"]))
+            pool, count = state["pool"], state["count"]
+            rounds.append(state["counters"].run(lambda: pool.run_round(count)))
 
         skip_reason: str | None = None
         failure: str | None = None
@@ -227,6 +259,8 @@ class Netcopy:
                     one_round, setup=prepare, rounds=settings.rounds, iterations=1, warmup_rounds=0
                 )
                 state["after"] = [s.stats() for s in state["pool"].senders]
+                if settings.counters:
+                    state["syscalls"] = syscall_pass(state["pool"], state["count"])
         except ModeUnsupported as exc:
             skip_reason = str(exc)
         except IntegrityError as exc:
@@ -255,6 +289,14 @@ class Netcopy:
             recv_buffer=sink.recv_buffer,
             zerocopy=_zerocopy_totals(before, after),
         )
+        figures = counter_figures(state, rounds, info["bytes_per_round"])
+        per_round = figures.pop("rounds_cpu_ns_per_byte")
+        if per_round is not None:
+            info["rounds"]["cpu_ns_per_byte"] = per_round
+        info.update(figures)
+        hint = state["counters"].fallback_hint()
+        if hint:
+            self._session.hints.add(hint)
         bench.extra_info.update(info)
         self._session.results.append(info)
         self.result = RunResult(info)
