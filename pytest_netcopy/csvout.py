@@ -60,6 +60,7 @@ OUR_COLUMNS = (
     "IPC",
     "ContextSwitches_per_MB",
     "Syscalls_per_message",
+    "Sink_Syscalls_per_message",
     "ZeroCopy_Copied_pct",
     "ZeroCopy_ENOBUFS",
     "Integrity",
@@ -85,7 +86,7 @@ columns (one row per benchmark, sorted by size, threads, mode):
                         L1 = L1-dcache-load-misses)
   then ours: per-connection Gbps, min/max round Gbps, messages/s, round size,
   CPU ns/byte (sender, sink), cycles and instructions per byte, IPC, context
-  switches per MB, syscalls/message, zero-copy copied %, ENOBUFS, integrity,
+  switches per MB, syscalls/message (sender, sink), zero-copy copied %, ENOBUFS, integrity,
   TCP_NODELAY, placement, and CounterStatus (event=status for every counter
   that was not counted). An empty cell means not counted or not applicable:
   never a fake 0."""
@@ -98,30 +99,25 @@ def _counter_value(extra: Extra, event: str) -> float | None:
     return as_float(counters[event].get("value"))
 
 
-def counted_bytes(extra: Extra) -> float | None:
-    """Payload bytes sent while the counters ran.
-
-    Taken from a derived per-byte figure the plugin computed over the same
-    span (task-clock / cpu_ns_per_byte, or cycles / cycles_per_byte); failing
-    both, all measured rounds (bytes_per_round x rounds).
-    """
-    for event, per_byte_key in (("task-clock", "cpu_ns_per_byte"), ("cycles", "cycles_per_byte")):
-        value, per_byte = _counter_value(extra, event), as_float(extra.get(per_byte_key))
-        if value is not None and per_byte:
-            return value / per_byte
+def measured_rounds(extra: Extra) -> int:
+    """How many measured rounds the counter totals span: ``len(rounds.seconds)``."""
     rounds = extra.get("rounds")
-    n_rounds = len(rounds.get("seconds") or []) if isinstance(rounds, Mapping) else 0
-    bytes_per_round = as_float(extra.get("bytes_per_round"))
-    return bytes_per_round * n_rounds if bytes_per_round and n_rounds else None
+    seconds = rounds.get("seconds") if isinstance(rounds, Mapping) else None
+    return len(seconds) if isinstance(seconds, list) else 0
 
 
 def per_message(extra: Extra, event: str) -> float | None:
-    """A sender counter per message sent, or None where it was not counted."""
+    """A sender counter per message sent, or None where it was not counted.
+
+    Counter values are totals over the measured rounds, all sender threads
+    together, so per message = value / (messages_per_round x measured rounds).
+    """
     value = _counter_value(extra, event)
-    span = counted_bytes(extra)
-    if value is None or not span:
+    messages = as_float(extra.get("messages_per_round"))
+    rounds = measured_rounds(extra)
+    if value is None or not messages or not rounds:
         return None
-    return value * int(extra["size"]) / span
+    return value / (messages * rounds)
 
 
 def counter_status(extra: Extra) -> str:
@@ -155,7 +151,7 @@ def csv_row(extra: Extra) -> dict[str, str]:
     rounds = extra.get("rounds")
     per_round = rounds.get("throughput_gbps") if isinstance(rounds, Mapping) else None
     round_gbps = [v for v in (as_float(x) for x in per_round or []) if v is not None]
-    n_rounds = len(rounds.get("seconds") or []) if isinstance(rounds, Mapping) else 0
+    n_rounds = measured_rounds(extra)
     copied = copied_fraction(extra)
     ok = integrity_ok(extra)
     integrity = extra.get("integrity")
@@ -183,6 +179,7 @@ def csv_row(extra: Extra) -> dict[str, str]:
         "IPC": as_float(extra.get("ipc")),
         "ContextSwitches_per_MB": as_float(extra.get("context_switches_per_mb")),
         "Syscalls_per_message": syscalls_total(extra),
+        "Sink_Syscalls_per_message": syscalls_total(extra, "sink_syscalls_per_message"),
         "ZeroCopy_Copied_pct": None if copied is None else 100.0 * copied,
         "ZeroCopy_ENOBUFS": zerocopy.get("enobufs") if isinstance(zerocopy, Mapping) else None,
         "Integrity": None if ok is None else ("intact" if ok else "CORRUPT"),

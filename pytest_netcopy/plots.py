@@ -14,6 +14,7 @@ the range (min..max) of the measured rounds around the reported median.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -40,6 +41,9 @@ INSTALL_HINT = (
     "pip install 'pytest-netcopy[plot]'  (or: pip install matplotlib)"
 )
 ERRORBAR_NOTE = "error bars: min..max of the measured rounds around the median"
+CPU_ERRORBAR_NOTE = (
+    "error bars: min..max of the measured rounds' CPU ns/byte around the all-rounds figure"
+)
 NO_ROUNDS_NOTE = "counter totals over all rounds: no per-round spread recorded, so no error bars"
 OVERALL_SIZE = 16384
 MODE_COLORS = {"two_copy": "tab:blue", "one_copy": "tab:orange", "zero_copy": "tab:green"}
@@ -133,10 +137,6 @@ def _samples(extra: Extra, key: str) -> list[float]:
     return [v for v in (as_float(x) for x in values or []) if v is not None]
 
 
-def _no_samples(extra: Extra) -> list[float]:
-    return []
-
-
 def _ns_samples(extra: Extra) -> list[float]:
     messages = as_float(extra.get("messages_per_round"))
     if not messages:
@@ -148,13 +148,59 @@ def _series(
     ax: Axes,
     xs: Sequence[float],
     ys: Sequence[float],
-    errs: Sequence[tuple[float, float]],
+    errs: Sequence[tuple[float, float]] | None,
     **style: Any,
 ) -> None:
+    """One line with markers; with ``errs`` (below, above) error bars, else a plain line
+    (figures without per-round data get no error bar glyph in the legend either)."""
     if not xs:
+        return
+    if errs is None:
+        ax.plot(xs, ys, marker="o", markersize=4, **style)
         return
     yerr = [[e[0] for e in errs], [e[1] for e in errs]]
     ax.errorbar(xs, ys, yerr=yerr, marker="o", markersize=4, capsize=3, **style)
+
+
+def _plain_number(value: float) -> str:
+    """A tick label on a log axis as a plain number: ``0.2``, ``5``, ``2,000``."""
+    if value >= 1:
+        return f"{value:,.0f}"
+    return f"{value:.6g}"
+
+
+def _log_tick_mantissas(decades: float) -> tuple[int, ...]:
+    """Which mantissas (x 10^n) get a label on a log axis spanning ``decades``."""
+    if decades > 3:
+        return (1,)
+    if decades > 1.5:
+        return (1, 2, 5)
+    if decades > 0.4:
+        return (1, 2, 3, 5, 7)
+    return (1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y axis with plain-number labels, as many as the span allows, gridded."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_yscale("log")
+
+    def label(value: float, _pos: int | None = None) -> str:
+        low, high = ax.get_ylim()
+        if value <= 0 or low <= 0 or high <= low:
+            return ""
+        mantissa = round(value / 10 ** math.floor(math.log10(value) + 1e-9), 6)
+        if mantissa not in _log_tick_mantissas(math.log10(high / low)):
+            return ""
+        return _plain_number(value)
+
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(2, 10))))
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.12)
 
 
 def _why_not_counted(results: Sequence[Extra], event: str, run: Run) -> str:
@@ -191,16 +237,20 @@ def _per_mode_threads(
     ax: Axes,
     results: Sequence[Extra],
     value: Callable[[Extra], float | None],
-    samples: Callable[[Extra], list[float]],
+    samples: Callable[[Extra], list[float]] | None,
 ) -> int:
-    """One line per (mode, threads) against size; returns the lines drawn."""
+    """One line per (mode, threads) against size; returns the lines drawn.
+
+    ``samples`` gives the per-round values behind the error bars; None draws
+    plain lines (no per-round data).
+    """
     modes = order_modes(str(e["mode"]) for e in results)
     threads = sorted({int(e["threads"]) for e in results})
     drawn = 0
     for mode in modes:
         for index, t in enumerate(threads):
             points = sorted(
-                (int(e["size"]), v, samples(e))
+                (int(e["size"]), v, samples(e) if samples is not None else [])
                 for e in results
                 if e["mode"] == mode and int(e["threads"]) == t and (v := value(e)) is not None
             )
@@ -210,7 +260,7 @@ def _per_mode_threads(
                 ax,
                 [p[0] for p in points],
                 [p[1] for p in points],
-                [_errors(p[1], p[2]) for p in points],
+                [_errors(p[1], p[2]) for p in points] if samples is not None else None,
                 color=mode_color(mode, modes),
                 linestyle=THREAD_STYLES[index % len(THREAD_STYLES)],
                 label=f"{mode}, {_threads_label(t)}",
@@ -281,10 +331,10 @@ def plot_time_per_message(run: Run) -> Figure:
             )
         ax.set_xticks(threads)
         ax.set_xlabel("sender threads (connections)")
-        ax.set_ylabel("time per message (ns)")
+        ax.set_ylabel("time per message (ns, log scale)")
         ax.set_title(size_label(size))
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
+        _log_y(ax)
+        ax.grid(True, axis="x", alpha=0.3)
     axes[0].legend(title="mode")
     return _finish(
         fig, run, "Time per message vs threads (median round time / messages: not latency)"
@@ -297,13 +347,14 @@ def plot_cache_misses(run: Run) -> Figure:
     sizes = sorted({int(e["size"]) for e in results})
     fig, axes = _new_figure(1, len(CACHE_EVENTS), 6.2 * len(CACHE_EVENTS), 4.8)
     for ax, (event, label) in zip(axes, CACHE_EVENTS, strict=True):
-        drawn = _per_mode_threads(ax, results, partial(per_message, event=event), _no_samples)
+        drawn = _per_mode_threads(ax, results, partial(per_message, event=event), None)
         _size_axis(ax, sizes)
-        ax.set_ylabel(f"{label} per message (sender threads)")
+        scale = ", log scale" if drawn else ""
+        ax.set_ylabel(f"{label} per message (sender threads{scale})")
         ax.set_title(f"{label} ({event})")
         if drawn:
-            ax.set_yscale("log")
-            ax.grid(True, which="both", alpha=0.3)
+            _log_y(ax)
+            ax.grid(True, axis="x", alpha=0.3)
             ax.legend(fontsize=8)
         else:
             _not_counted(ax, event, _why_not_counted(results, event, run))
@@ -319,21 +370,25 @@ def plot_cycles_per_byte(run: Run) -> Figure:
     ax = axes[0]
     counted = any(as_float(e.get("cycles_per_byte")) is not None for e in results)
     key = "cycles_per_byte" if counted else "cpu_ns_per_byte"
+    has_rounds = any(_samples(e, key) for e in results)
     drawn = _per_mode_threads(
-        ax, results, lambda e: as_float(e.get(key)), lambda e: _samples(e, key)
+        ax,
+        results,
+        lambda e: as_float(e.get(key)),
+        (lambda e: _samples(e, key)) if has_rounds else None,
     )
     _size_axis(ax, sizes)
-    has_rounds = any(_samples(e, key) for e in results)
-    note = ERRORBAR_NOTE if has_rounds else NO_ROUNDS_NOTE
+    note = CPU_ERRORBAR_NOTE if has_rounds else NO_ROUNDS_NOTE
+    scale = ", log scale" if drawn else ""
     if counted:
         title = "CPU cycles per byte vs message size (sender threads)"
-        ax.set_ylabel("CPU cycles per byte (cycles/B)")
+        ax.set_ylabel(f"CPU cycles per byte (cycles/B{scale})")
     else:
         title = "CPU ns per byte vs message size (sender task-clock: no PMU counted cycles)"
-        ax.set_ylabel("sender CPU time per byte (ns/B)")
+        ax.set_ylabel(f"sender CPU time per byte (ns/B{scale})")
     if drawn:
-        ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
+        _log_y(ax)
+        ax.grid(True, axis="x", alpha=0.3)
         ax.legend(fontsize=8, ncols=2)
     else:
         _not_counted(ax, "cycles and task-clock", _why_not_counted(results, "cycles", run))
@@ -453,6 +508,17 @@ def plot_crossover(run: Run) -> Figure:
             )
             if crossover is not None and crossover.size is not None and crossover.overtakes:
                 ax.axvline(crossover.size, color=color, linestyle=":", linewidth=1.5)
+                at = next(p[1] for p in points if p[0] == crossover.size)
+                ax.plot(
+                    [crossover.size],
+                    [at],
+                    marker="*",
+                    markersize=15,
+                    color=color,
+                    markeredgecolor="black",
+                    linestyle="none",
+                    zorder=5,
+                )
                 last = crossover.size == sizes[-1]
                 ax.text(
                     crossover.size * (0.93 if last else 1.07),
@@ -465,9 +531,10 @@ def plot_crossover(run: Run) -> Figure:
                 )
         _size_axis(ax, sizes)
         ax.set_title(f"{label}  (> 1: {challenger} ahead)")
-        ax.grid(True, alpha=0.3)
+        _log_y(ax)
+        ax.grid(True, axis="x", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-        ax.set_ylabel("throughput ratio (challenger / incumbent, 1 = equal)")
+        ax.set_ylabel("throughput ratio (challenger / incumbent, log scale)")
     return _finish(
         fig,
         run,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +122,25 @@ def register(subparsers: Any) -> None:
         default=Path("netcopy-plots"),
         help="directory for the PNG files (created if missing). Default: 'netcopy-plots'",
     )
+    plot.add_argument(
+        "--dpi",
+        metavar="N",
+        type=_positive_int,
+        default=110,
+        help="resolution of the PNG files in dots per inch. Default: %(default)s",
+    )
     _storage_option(plot)
     plot.set_defaults(func=run_plot)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least 1")
+    return value
 
 
 def _storage_option(parser: argparse.ArgumentParser) -> None:
@@ -219,22 +236,44 @@ def _machine(run: Run) -> str:
     return text
 
 
+def cpu_list(cpus: Sequence[int]) -> str:
+    """``CPU 3`` or ``CPUs 0-18`` or ``CPUs 0, 2, 4-6``."""
+    spans: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if spans and cpu == spans[-1][1] + 1:
+            spans[-1][1] = cpu
+        else:
+            spans.append([cpu, cpu])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"CPU {text}" if len(cpus) == 1 else f"CPUs {text}"
+
+
+def _placement(results: Sequence[Extra]) -> str:
+    places: list[Mapping[str, Any]] = []
+    for result in results:
+        place = result.get("placement")
+        places.append(place if isinstance(place, Mapping) else {})
+    pinned = {p.get("pinned") for p in places}
+    if pinned == {False}:
+        return "not pinned"
+    if pinned != {True}:
+        return "pinned for some benchmarks only"
+    where = {(tuple(p.get("sender_cpus") or ()), tuple(p.get("sink_cpus") or ())) for p in places}
+    if len(where) != 1:
+        return "sender threads and sink pinned to separate CPUs"
+    ((senders, sinks),) = where
+    return f"pinned: sender threads on {cpu_list(senders)}, sink on {cpu_list(sinks)}"
+
+
 def _settings(results: Sequence[Extra]) -> str:
     nodelay = {r.get("tcp_nodelay") for r in results}
-    pinned = {(r.get("placement") or {}).get("pinned") for r in results}
     if nodelay == {False}:
         nagle = "Nagle on (TCP_NODELAY off, the default)"
     elif nodelay == {True}:
         nagle = "Nagle off (TCP_NODELAY on)"
     else:
         nagle = "TCP_NODELAY differs between benchmarks"
-    if pinned == {True}:
-        placement = "sender threads and sink pinned to separate CPUs"
-    elif pinned == {False}:
-        placement = "not pinned"
-    else:
-        placement = "pinned for some benchmarks only"
-    return f"{nagle} · {placement}"
+    return f"{nagle} · {_placement(results)}"
 
 
 def _label(result: Extra) -> str:
@@ -362,7 +401,7 @@ def run_plot(args: argparse.Namespace) -> int:
     except BaselineError as exc:
         return _error("plot", str(exc))
     try:
-        written = plots.write_plots(run, args.output_dir)
+        written = plots.write_plots(run, args.output_dir, dpi=args.dpi)
     except plots.PlotDependencyError as exc:
         return _error("plot", str(exc))
     except OSError as exc:

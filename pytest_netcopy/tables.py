@@ -71,8 +71,9 @@ def as_float(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def syscalls_total(extra: Extra) -> float | None:
-    per_message = extra.get("syscalls_per_message")
+def syscalls_total(extra: Extra, key: str = "syscalls_per_message") -> float | None:
+    """The ``total`` of a ``{syscall: per message, ..., "total": ...}`` object, or None."""
+    per_message = extra.get(key)
     if not isinstance(per_message, Mapping):
         return None
     return as_float(per_message.get("total"))
@@ -117,7 +118,10 @@ def fastest_mode(by_mode: Mapping[str, Extra]) -> str | None:
 
 
 def describe_machine(machine_info: Mapping[str, Any]) -> str:
-    """``CPU model · N CPUs · kernel X`` from machine_info["netcopy"], pytest-benchmark fallback."""
+    """``CPU model · N CPUs · kernel X`` from machine_info["netcopy"], pytest-benchmark fallback.
+
+    ``N CPUs (M usable)`` when the run's CPU affinity (``cpus_allowed``) was narrower.
+    """
     netcopy = machine_info.get("netcopy")
     nc: Mapping[str, Any] = netcopy if isinstance(netcopy, Mapping) else {}
     cpu_info = machine_info.get("cpu")
@@ -125,9 +129,11 @@ def describe_machine(machine_info: Mapping[str, Any]) -> str:
     model = nc.get("cpu_model") or cpu.get("brand_raw") or "unknown CPU"
     count = nc.get("cpu_count") or cpu.get("count")
     kernel = nc.get("kernel_release") or machine_info.get("release") or "unknown"
+    allowed = nc.get("cpus_allowed")
     parts = [str(model)]
     if count:
-        parts.append(f"{count} CPUs")
+        usable = f" ({allowed} usable)" if allowed and allowed != count else ""
+        parts.append(f"{count} CPUs{usable}")
     parts.append(f"kernel {kernel}")
     return " · ".join(parts)
 
@@ -388,10 +394,16 @@ def _change(metric: Metric, old: Extra | None, new: Extra | None) -> str:
     if a is None or b is None:
         return "" if a is None and b is None else NA
     if metric.change == "points":
-        return f"{b - a:+.1f} pt"
+        return f"{_signed(b - a)} pt"
     if a == 0:
         return NA
-    return f"{100.0 * (b - a) / a:+.1f}%"
+    return f"{_signed(100.0 * (b - a) / a)}%"
+
+
+def _signed(value: float) -> str:
+    """``+1.5``, ``-0.3``; a change that rounds to zero is ``+0.0``, never ``-0.0``."""
+    rounded = round(value, 1)
+    return f"{rounded if rounded else 0.0:+.1f}"
 
 
 def runs_table(

@@ -28,8 +28,9 @@ def pmu() -> Run:
 
 
 @pytest.fixture(scope="module")
-def nopmu() -> Run:
-    return load_run(RUNS / "nopmu_run.json")
+def real() -> Run:
+    """A real run on a VM without a hardware PMU (tests/data/runs/README.txt)."""
+    return load_run(RUNS / "real_run.json")
 
 
 def errorbars(ax: Axes) -> list[ErrorbarContainer]:
@@ -61,7 +62,7 @@ def visible_axes(fig: Figure) -> list[Axes]:
     list(plots.PLOTS.values()),
     ids=list(plots.PLOTS),
 )
-@pytest.mark.parametrize("run_name", ["pmu", "nopmu"])
+@pytest.mark.parametrize("run_name", ["pmu", "real"])
 def test_every_plot_names_the_machine_and_its_error_bars(
     plot: Callable[[Run], Figure], run_name: str, request: pytest.FixtureRequest
 ) -> None:
@@ -103,13 +104,14 @@ def test_throughput_vs_size(pmu: Run) -> None:
     ]
 
 
-def test_time_per_message_vs_threads(pmu: Run) -> None:
-    fig = plots.plot_time_per_message(pmu)
+def test_time_per_message_vs_threads(real: Run) -> None:
+    fig = plots.plot_time_per_message(real)
     axes = visible_axes(fig)
     assert [ax.get_title() for ax in axes] == ["256 B", "1 KiB", "4 KiB", "16 KiB", "64 KiB"]
     assert "not latency" in fig.get_suptitle()
     for ax in axes:
-        assert ax.get_ylabel() == "time per message (ns)"
+        assert ax.get_ylabel() == "time per message (ns, log scale)"
+        assert ax.get_yscale() == "log"
         assert "threads" in ax.get_xlabel()
         assert [c.get_label() for c in errorbars(ax)] == MODES
         for container in errorbars(ax):
@@ -124,16 +126,30 @@ def test_cache_misses_counted(pmu: Run) -> None:
     for ax in (llc, l1):
         assert "per message" in ax.get_ylabel()
         assert ax.get_yscale() == "log"
-        assert len(errorbars(ax)) == 6  # 3 modes x 2 thread counts
+        # totals over all rounds: plain lines, no error bar glyphs that would suggest a spread
+        assert errorbars(ax) == []
+        assert len(ax.get_lines()) == 6  # 3 modes x 2 thread counts
         assert "zero_copy, 2 threads" in legend_labels(ax)
     # the starved group (zero_copy 256 B 2 threads) is left out, not drawn as 0
-    zero2 = next(c for c in errorbars(llc) if c.get_label() == "zero_copy, 2 threads")
-    assert xdata(zero2.lines[0]) == [1024, 4096, 16384, 65536]
+    zero2 = next(line for line in llc.get_lines() if line.get_label() == "zero_copy, 2 threads")
+    assert xdata(zero2) == [1024, 4096, 16384, 65536]
     assert "no per-round spread recorded" in fig.get_supxlabel()
 
 
-def test_cache_misses_without_a_pmu(nopmu: Run) -> None:
-    fig = plots.plot_cache_misses(nopmu)
+def test_cache_misses_per_message_from_the_totals(pmu: Run) -> None:
+    """Counter values are totals over the measured rounds: / (messages_per_round x rounds)."""
+    fig = plots.plot_cache_misses(pmu)
+    llc = visible_axes(fig)[0]
+    line = next(line for line in llc.get_lines() if line.get_label() == "two_copy, 1 thread")
+    extra = next(r.extra for r in pmu.results if r.key == ("two_copy", 4096, 1))
+    total = extra["counters"]["LLC-load-misses"]["value"]
+    expected = total / (extra["messages_per_round"] * len(extra["rounds"]["seconds"]))
+    ys = np.asarray(line.get_ydata(), dtype=float)
+    assert float(ys[xdata(line).index(4096)]) == pytest.approx(expected)
+
+
+def test_cache_misses_without_a_pmu(real: Run) -> None:
+    fig = plots.plot_cache_misses(real)
     for ax in visible_axes(fig):
         assert errorbars(ax) == [] and ax.get_lines() == []
         notes = [t.get_text() for t in ax.texts]
@@ -146,19 +162,26 @@ def test_cycles_per_byte_with_a_pmu(pmu: Run) -> None:
     (ax,) = visible_axes(fig)
     assert fig.get_suptitle().startswith("CPU cycles per byte")
     assert "cycles/B" in ax.get_ylabel()
-    assert len(errorbars(ax)) == 6
+    assert ax.get_yscale() == "log"
+    assert errorbars(ax) == [] and len(ax.get_lines()) == 6  # no per-round cycles recorded
+    assert "no per-round spread recorded" in fig.get_supxlabel()
 
 
-def test_cycles_per_byte_falls_back_to_cpu_time(nopmu: Run) -> None:
-    fig = plots.plot_cycles_per_byte(nopmu)
+def test_cycles_per_byte_falls_back_to_cpu_time(real: Run) -> None:
+    fig = plots.plot_cycles_per_byte(real)
     (ax,) = visible_axes(fig)
     assert "CPU ns per byte" in fig.get_suptitle()
     assert "no PMU counted cycles" in fig.get_suptitle()
-    assert "(ns/B)" in ax.get_ylabel()
+    assert "(ns/B" in ax.get_ylabel() and ax.get_yscale() == "log"
     series = errorbars(ax)
     assert len(series) == 6
     assert all(any(span > 0 for span in bar_spans(c)) for c in series)  # rounds.cpu_ns_per_byte
-    assert "min..max of the measured rounds" in fig.get_supxlabel()
+    # the bars span exactly the rounds' extremes of rounds.cpu_ns_per_byte
+    two1 = next(c for c in series if c.get_label() == "two_copy, 1 thread")
+    extra = next(r.extra for r in real.results if r.key == ("two_copy", 256, 1))
+    per_round = extra["rounds"]["cpu_ns_per_byte"]
+    assert bar_spans(two1)[0] == pytest.approx(max(per_round) - min(per_round))
+    assert "min..max of the measured rounds' CPU ns/byte" in fig.get_supxlabel()
 
 
 def test_overall_comparison_at_16k(pmu: Run) -> None:
@@ -186,23 +209,31 @@ def vertical_lines(ax: Axes) -> list[float]:
     ]
 
 
-def test_crossover_plot_marks_the_sizes(pmu: Run, nopmu: Run) -> None:
+def stars(ax: Axes) -> list[float]:
+    return [xdata(line)[0] for line in ax.get_lines() if line.get_marker() == "*"]
+
+
+def test_crossover_plot_marks_the_sizes(pmu: Run, real: Run) -> None:
     fig = plots.plot_crossover(pmu)
     one, zero = visible_axes(fig)
     assert "one_copy / two_copy" in one.get_title()
     assert "zero_copy / better copying mode" in zero.get_title()
     assert "ratio" in one.get_ylabel() and "message size" in one.get_xlabel()
+    assert one.get_yscale() == "log"
     assert legend_labels(one) == ["1 thread: overtakes at 16 KiB", "2 threads: overtakes at 64 KiB"]
     assert legend_labels(zero) == ["1 thread: never ahead", "2 threads: never ahead"]
-    assert sorted(vertical_lines(one)) == [16384, 65536]
-    assert vertical_lines(zero) == []
+    assert sorted(vertical_lines(one)) == sorted(stars(one)) == [16384, 65536]
+    assert vertical_lines(zero) == stars(zero) == []
     assert len(errorbars(one)) == len(errorbars(zero)) == 2
+    labels = [t.get_text() for t in one.texts]
+    assert labels == ["16 KiB (1 thread)", "64 KiB (2 threads)"]
 
-    fig = plots.plot_crossover(nopmu)
+    fig = plots.plot_crossover(real)
     one, zero = visible_axes(fig)
-    assert legend_labels(one) == ["1 thread: does not stay ahead", "2 threads: overtakes at 1 KiB"]
-    assert legend_labels(zero) == ["1 thread: never ahead", "2 threads: overtakes at 64 KiB"]
-    assert vertical_lines(one) == [1024] and vertical_lines(zero) == [65536]
+    assert legend_labels(one) == ["1 thread: overtakes at 64 KiB", "2 threads: never ahead"]
+    assert legend_labels(zero) == ["1 thread: never ahead", "2 threads: never ahead"]
+    assert vertical_lines(one) == stars(one) == [65536] and vertical_lines(zero) == []
+    assert all(any(span > 0 for span in bar_spans(c)) for c in errorbars(one))
 
 
 def test_write_plots(pmu: Run, tmp_path: Path) -> None:
@@ -214,7 +245,7 @@ def test_write_plots(pmu: Run, tmp_path: Path) -> None:
 
 
 def test_netcopy_plot_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status = cli.main(["plot", str(RUNS / "nopmu_run.json"), "-o", str(tmp_path)])
+    status = cli.main(["plot", str(RUNS / "real_run.json"), "-o", str(tmp_path), "--dpi", "40"])
     out, err = capsys.readouterr()
     assert (status, err) == (0, "")
     assert out.splitlines() == [str(tmp_path / name) for name in plots.PLOTS]

@@ -22,6 +22,7 @@ import pytest
 from pytest_netcopy import cli
 from pytest_netcopy.baseline import local_machine_id
 from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS
+from pytest_netcopy.runs import load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
 GOLDEN = RUNS / "golden"
@@ -63,17 +64,17 @@ def in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("report_pmu_plain.txt", ["report", "pmu_run.json", "--format", "plain"]),
         ("report_pmu_github.md", ["report", "pmu_run.json", "--format", "github"]),
-        ("report_nopmu_default.txt", ["report", "nopmu_run.json"]),
+        ("report_real_default.txt", ["report", "real_run.json"]),
         (
             "report_two_runs_plain.txt",
-            ["report", "pmu_run.json", "nopmu_run.json", "--format", "plain"],
+            ["report", "real_run.json", "real_run_nodelay.json", "--format", "plain"],
         ),
         (
             "report_two_runs_github.md",
-            ["report", "pmu_run.json", "nopmu_run.json", "--format", "github"],
+            ["report", "real_run.json", "real_run_nodelay.json", "--format", "github"],
         ),
         ("csv_pmu.csv", ["csv", "pmu_run.json"]),
-        ("csv_nopmu.csv", ["csv", "nopmu_run.json"]),
+        ("csv_real.csv", ["csv", "real_run.json"]),
     ],
 )
 def test_golden(capsys: pytest.CaptureFixture[str], golden: str, argv: list[str]) -> None:
@@ -106,15 +107,87 @@ def test_report_has_what_the_issue_asks(capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.usefixtures("in_runs")
+def test_report_of_the_real_run(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = netcopy(capsys, "report", "real_run.json", "--format", "plain")
+    assert status == 0
+    for needle in (
+        "machine: AMD EPYC · 2 CPUs · kernel 6.18.44-fc-v657 · no hardware PMU",
+        "Nagle on (TCP_NODELAY off, the default) · pinned: sender threads on CPU 0, sink on CPU 1",
+        "sender CPU ns/byte",
+        "sink CPU ns/byte",
+        "syscalls/message",
+        "not counted in this run: cycles/byte (cycles: not supported)",
+        "Crossovers (measured sizes, median-round throughput):",
+        "threads=1: one_copy overtakes two_copy at 65536 B; "
+        "zero_copy never overtakes copying (up to 65536 B)",
+        "threads=2: one_copy never overtakes two_copy (up to 65536 B); "
+        "zero_copy never overtakes copying (up to 65536 B)",
+        "the kernel copied every send",
+    ):
+        assert needle in out, needle
+    assert "CORRUPT" not in out and "INTEGRITY FAILURE" not in out
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_report_of_runs_from_two_machines(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = netcopy(capsys, "report", "real_run.json", "pmu_run.json", "--format", "plain")
+    assert status == 0
+    assert "the runs come from different machines: compare ratios, not absolutes" in out
+    assert "PMUs cpu_atom, cpu_core" in out and "no hardware PMU" in out
+    assert "pinned: sender threads on CPUs 0-18, sink on CPU 19" in out
+    assert "run 2, threads=1: one_copy overtakes two_copy at 16384 B" in out
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type; null counts as a number (the schema's nullable numbers)."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return "number"
+    return type(value).__name__
+
+
+def same_shape(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Where two JSON documents differ in keys (or their order) or value types."""
+    if _kind(ours) != _kind(theirs):
+        return [f"{path}: {_kind(ours)} vs {_kind(theirs)}"]
+    if isinstance(ours, dict):
+        if list(ours) != list(theirs):
+            return [f"{path}: keys {list(ours)} vs {list(theirs)}"]
+        return [d for key in ours for d in same_shape(ours[key], theirs[key], f"{path}.{key}")]
+    if isinstance(ours, list) and ours and theirs:  # an empty list fits any element type
+        pairs = (
+            zip(ours, theirs, strict=True)
+            if len(ours) == len(theirs)
+            else ((item, theirs[0]) for item in ours)
+        )
+        return [d for i, (a, b) in enumerate(pairs) for d in same_shape(a, b, f"{path}[{i}]")]
+    return []
+
+
+def test_pmu_fixture_follows_the_real_schema() -> None:
+    """pmu_run.json is hand-made (no PMU on the machine that made the real runs): it must
+    have exactly the real run's keys, in the same order, with the same value types."""
+    real = json.loads((RUNS / "real_run.json").read_text())
+    pmu = json.loads((RUNS / "pmu_run.json").read_text())
+    assert same_shape(pmu, real) == []
+    assert [b["name"] for b in pmu["benchmarks"]] == [b["name"] for b in real["benchmarks"]]
+    assert pmu["machine_info"]["netcopy"]["pmus"] == ["cpu_atom", "cpu_core"]
+    assert real["machine_info"]["netcopy"]["pmus"] == []
+    statuses = {
+        entry["status"] for b in pmu["benchmarks"] for entry in b["extra_info"]["counters"].values()
+    }
+    assert statuses == {"ok", "scaled", "not counted"}
+
+
+@pytest.mark.usefixtures("in_runs")
 def test_report_flags_corrupt_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    data = json.loads((RUNS / "nopmu_run.json").read_text())
+    data = json.loads((RUNS / "real_run.json").read_text())
     data["benchmarks"][4]["extra_info"]["integrity"]["ok"] = False
     broken = tmp_path / "corrupt.json"
     broken.write_text(json.dumps(data))
     status, out, _ = netcopy(capsys, "report", str(broken), "--format", "plain")
     assert status == 0
     assert "CORRUPT" in out
-    assert "INTEGRITY FAILURE: the sink received wrong bytes in one_copy 1024 B 1 thread" in out
+    assert "INTEGRITY FAILURE: the sink received wrong bytes in one_copy 256 B 2 threads" in out
 
 
 def test_report_of_a_run_without_counter_data(
@@ -190,19 +263,39 @@ def test_csv_columns_and_honest_empty_cells(capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.usefixtures("in_runs")
 def test_csv_without_pmu_never_writes_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out, _ = netcopy(capsys, "csv", "nopmu_run.json")
+    _, out, _ = netcopy(capsys, "csv", "real_run.json")
     rows = list(csv.DictReader(io.StringIO(out)))
     for row in rows:
         for column in ("CPU_Cycles", "Instructions", "LLC_Misses", "L1_Misses", "IPC"):
             assert row[column] == ""
-        assert row["ContextSwitches"] not in ("", "0")
+        for column in ("ContextSwitches", "CPU_ns_per_byte", "Sink_CPU_ns_per_byte"):
+            assert row[column] != ""  # software counters: counted
+        assert float(row["Syscalls_per_message"]) >= 1.0  # one send per message at least
+        assert float(row["Sink_Syscalls_per_message"]) > 0
         assert "cycles=not supported" in row["CounterStatus"]
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_csv_counters_per_message_from_the_totals(capsys: pytest.CaptureFixture[str]) -> None:
+    """counters hold totals over the measured rounds, all sender threads: per message is
+    value / (messages_per_round x len(rounds.seconds))."""
+    _, out, _ = netcopy(capsys, "csv", "real_run.json")
+    rows = {
+        (r["Implementation"], int(r["MessageSize"]), int(r["NumThreads"])): r
+        for r in csv.DictReader(io.StringIO(out))
+    }
+    for result in load_run(RUNS / "real_run.json").results:
+        extra = result.extra
+        messages = extra["messages_per_round"] * len(extra["rounds"]["seconds"])
+        expected = extra["counters"]["context-switches"]["value"] / messages
+        assert float(rows[result.key]["ContextSwitches"]) == pytest.approx(expected, rel=1e-5)
+        assert int(rows[result.key]["Rounds"]) == 5
 
 
 @pytest.mark.usefixtures("in_runs")
 def test_csv_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
-    status, out, err = netcopy(capsys, "csv", "nopmu_run.json", "-o", str(target))
+    status, out, err = netcopy(capsys, "csv", "real_run.json", "-o", str(target))
     assert (status, out) == (0, "")
     assert f"30 rows written to {target}" in err
     assert target.read_text().splitlines()[0].startswith(",".join(REFERENCE_COLUMNS))
@@ -261,7 +354,7 @@ def test_saved_run_ids_from_storage(capsys: pytest.CaptureFixture[str], tmp_path
     folder = tmp_path / local_machine_id()
     folder.mkdir()
     shutil.copy(RUNS / "pmu_run.json", folder / "0001_base.json")
-    shutil.copy(RUNS / "nopmu_run.json", folder / "0002_later.json")
+    shutil.copy(RUNS / "real_run.json", folder / "0002_later.json")
     status, out, _ = netcopy(capsys, "report", "0001", "*later", "--storage", str(tmp_path))
     assert status == 0
     assert "0001_base.json" in out and "0002_later.json" in out
@@ -288,7 +381,7 @@ def test_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("report", ["--format FMT", "github (markdown)", "not latency", "--counters"]),
         ("csv", ["PER MESSAGE", "TimePerMessage_ns", "NOT latency", "never a fake 0", "-o FILE"]),
-        ("plot", ["-o DIR", "pip install 'pytest-netcopy[plot]'", "error bars"]),
+        ("plot", ["-o DIR", "--dpi N", "pip install 'pytest-netcopy[plot]'", "error bars"]),
     ],
 )
 def test_help(capsys: pytest.CaptureFixture[str], command: str, needles: list[str]) -> None:
