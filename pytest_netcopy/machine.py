@@ -11,6 +11,7 @@ SYSCTLS = (
     "net.ipv4.tcp_wmem",
     "net.ipv4.tcp_rmem",
     "kernel.perf_event_paranoid",
+    "net.ipv4.tcp_congestion_control",
 )
 
 

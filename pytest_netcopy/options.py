@@ -125,6 +125,13 @@ def _bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _congestion(text: str) -> str:
+    value = text.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", value):
+        raise ValueError("expected auto, system, or an algorithm name such as cubic")
+    return value
+
+
 def _recv_buffer(text: str) -> int:
     value = parse_bytes(text)
     if not 4096 <= value <= 256 << 20:
@@ -172,6 +179,10 @@ SPECS: tuple[Spec, ...] = (
          "pin sender threads and the sink to different CPUs when there are two or more"),
     Spec("nodelay", _bool, "false", "BOOL",
          "set TCP_NODELAY (Nagle off); the reference left Nagle on", flag=True),
+    Spec("congestion", _congestion, "auto", "NAME",
+         "TCP congestion control of the sender sockets: auto (cubic where allowed, "
+         "else the system default), system, or a name from "
+         "net.ipv4.tcp_available_congestion_control"),
     Spec("counters", parse_counter_selection, "default", "EVENTS",
          "perf counters on the sender threads: default (all), none, or a comma list of "
          + ", ".join(EVENTS)),
@@ -191,6 +202,7 @@ class Settings:
     timeout: float
     pin: str
     nodelay: bool
+    congestion: str
     counters: list[str]
     recv_buffer: int
     sources: dict[str, str]

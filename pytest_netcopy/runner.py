@@ -237,6 +237,7 @@ class Netcopy:
                 SenderPool(
                     sink, mode_obj, size, threads,
                     timeout=settings.timeout, nodelay=settings.nodelay,
+                    congestion=settings.congestion,
                     cpus=placement.sender_cpus if placement.pinned else (),
                 )
             )  # fmt: skip
@@ -289,6 +290,7 @@ class Netcopy:
             recv_buffer=sink.recv_buffer,
             zerocopy=_zerocopy_totals(before, after),
         )
+        info["tcp_congestion"] = state["pool"].congestion_used
         figures = counter_figures(state, rounds, info["bytes_per_round"])
         per_round = figures.pop("rounds_cpu_ns_per_byte")
         if per_round is not None:

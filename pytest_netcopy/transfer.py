@@ -41,6 +41,32 @@ class Placement:
         return {"sender_cpus": self.sender_cpus, "sink_cpus": self.sink_cpus, "pinned": self.pinned}
 
 
+#: what ``congestion="auto"`` asks for: the reference workload's (and most
+#: distributions') default; BBR's pacing and probing make loopback rounds bistable
+AUTO_CONGESTION = "cubic"
+
+
+def set_congestion(sock: socket.socket, choice: str) -> str:
+    """Apply a TCP congestion control to a sender socket; returns the one in effect.
+
+    ``system`` keeps the kernel default, ``auto`` asks for cubic and keeps the
+    default where this account may not choose it; any other name must succeed.
+    """
+    if choice != "system":
+        name = AUTO_CONGESTION if choice == "auto" else choice
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+        except OSError as exc:
+            if choice != "auto":
+                raise TransferError(
+                    f"--netcopy-congestion={choice}: the kernel refused it ({exc}); see "
+                    "net.ipv4.tcp_available_congestion_control and "
+                    "tcp_allowed_congestion_control, or use auto or system"
+                ) from None
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
 def plan_placement(pin: bool, available: Sequence[int] | None = None) -> Placement:
     """Sink on the last allowed CPU, senders on the others (when there are two or more)."""
     cpus = sorted(available if available is not None else os.sched_getaffinity(0))
@@ -284,9 +310,12 @@ class SenderPool:
         *,
         timeout: float,
         nodelay: bool = False,
+        congestion: str = "system",
         cpus: Sequence[int] = (),
     ) -> None:
         self.sink = sink
+        self.congestion = congestion
+        self.congestion_used = ""
         self.mode = mode
         self.size = size
         self.nthreads = threads
@@ -327,6 +356,7 @@ class SenderPool:
             self.sink_tids.append(tid)
             if self.nodelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.congestion_used = set_congestion(sock, self.congestion)
             self.mode.prepare(sock)
             self.senders.append(self.mode.sender(sock, conn_id, self.size))
         ready = threading.Barrier(self.nthreads + 1)
