@@ -83,6 +83,11 @@ def resolve_baseline(value: str, storage_dir: Path, machine_id: str | None = Non
         try:
             if candidate.is_file():
                 return candidate
+            if candidate.is_dir():
+                raise BaselineError(
+                    f"{value!r} is a directory, expected a pytest-benchmark JSON file or a "
+                    "saved-run query such as '0001' or '*base'"
+                )
         except OSError:
             pass
     matches = find_baselines(value, storage_dir, machine_id)

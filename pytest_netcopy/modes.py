@@ -339,6 +339,19 @@ class ModeRegistry:
         self._modes[mode.name] = mode
         return mode
 
+    def replace(self, mode: Mode) -> Mode:
+        """Put ``mode`` in place of the registered mode of the same name.
+
+        For a build that swaps a send path under its usual name (e.g. a slower
+        two_copy to check that a regression gate catches it).
+        """
+        if mode.name not in self._modes:
+            raise KeyError(
+                f"no mode named {mode.name!r} to replace; known modes: {', '.join(self.names())}"
+            )
+        self._modes[mode.name] = mode
+        return mode
+
     def get(self, name: str) -> Mode:
         try:
             return self._modes[name]

@@ -116,7 +116,7 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -177,7 +177,7 @@ SPECS: tuple[Spec, ...] = (
          "limit for every socket wait, round and sink start; a stuck sink fails the test"),
     Spec("pin", _choice("auto", "off"), "auto", "auto|off",
          "pin sender threads and the sink to different CPUs when there are two or more"),
-    Spec("nodelay", _bool, "false", "BOOL",
+    Spec("nodelay", parse_bool, "false", "BOOL",
          "set TCP_NODELAY (Nagle off); the reference left Nagle on", flag=True),
     Spec("congestion", _congestion, "auto", "NAME",
          "TCP congestion control of the sender sockets: auto (cubic where allowed, "

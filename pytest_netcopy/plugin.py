@@ -36,7 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "netcopy(sizes=None, threads=None, modes=None): restrict the netcopy grid of one test",
+        "netcopy(sizes=None, threads=None, modes=None, gate=None): restrict the netcopy grid "
+        "of one test; gate='RULES' replaces the session's gate rules for the metrics it "
+        "names on this test's benchmarks",
     )
     settings = resolve(config)
     registry = builtin_registry()

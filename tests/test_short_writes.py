@@ -82,3 +82,14 @@ def test_send_rest_on_a_real_socketpair() -> None:
         while chunk := b.recv(4096):
             got += chunk
     assert got == b"".join(bytes(v) for v in views)[25:]
+
+
+def test_registry_replace_swaps_a_mode_under_its_name() -> None:
+    from pytest_netcopy.modes import FunctionMode, builtin_registry
+
+    registry = builtin_registry()
+    slower = FunctionMode("two_copy", lambda sock, fields: sock.sendall(b"".join(fields)))
+    registry.replace(slower)
+    assert registry.get("two_copy") is slower
+    with pytest.raises(KeyError, match="no mode named 'three_copy' to replace; known modes"):
+        registry.replace(FunctionMode("three_copy", lambda sock, fields: None))

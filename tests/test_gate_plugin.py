@@ -1,0 +1,357 @@
+"""The gate inside a pytest session, end to end through pytester (real sockets, a real sink).
+
+The slower build is ``benchmarks/trust/extra_copy.py`` (two_copy that copies
+each message again before sending it, under the same name, so its benchmarks
+match the baseline's). On this 2-vCPU VM the same code moves 30% from run to
+run, and its throughput drops up to 4x while another benchmark runs next to
+it under xdist; one extra copy of a 64 KiB message costs ~6% of the
+sender's CPU: no threshold tells one copy from that noise between two runs
+here (``benchmarks/trust.py`` measures it). So this test makes the
+regression unmistakable (``EXTRA_COPIES`` copies: ~75x the time per
+message) and sets thresholds wide enough that a busy neighbour does not trip
+them (-90% throughput, +200% CPU per byte): it
+checks the plumbing (options, table, exit status, last line, marker), not
+the statistics, which tests/test_gate.py covers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _support import FAST, SWEEP
+
+from pytest_netcopy.gate import DEFAULT_RULES, parse_rules
+from pytest_netcopy.gateplugin import parse_gate
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "gate"
+EXTRA_COPY = ROOT / "benchmarks" / "trust" / "extra_copy.py"
+
+#: the slower build's extra copies of each message (see the module docstring)
+EXTRA_COPIES = "1024"
+RULES = "throughput_gbps:-90% cpu_ns_per_byte:+200%"
+#: enough rounds for Mann-Whitney U to reach p < 0.01 (5+5 at least), short ones
+RUN = (
+    *FAST,
+    "--netcopy-rounds=8", "--netcopy-round-time=0.01", "--netcopy-warmup-rounds=1",
+    "--netcopy-sizes=64K", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+    "--netcopy-nodelay",
+)  # fmt: skip
+
+#: a second test whose benchmark (4 KiB) the marker lets get much slower
+RELAXED = """
+import pytest
+
+@pytest.mark.netcopy(sizes=[4096], gate="throughput_gbps:-100% cpu_ns_per_byte:+1e9%")
+def test_relaxed(netcopy, netcopy_mode, netcopy_size, netcopy_threads):
+    assert netcopy.run(netcopy_mode, size=netcopy_size, threads=netcopy_threads).intact
+"""
+
+
+def last_line(result: pytest.RunResult) -> str:
+    return [line for line in result.outlines if line.strip()][-1]
+
+
+def row(result: pytest.RunResult, bench: str, metric: str) -> str:
+    rows = [r for r in result.outlines if r.startswith(f"{bench}  ") and f" {metric} " in r]
+    assert len(rows) == 1, result.stdout.str()
+    return rows[0]
+
+
+# ---------------------------------------------------------------------------
+# end to end
+
+
+def test_save_rerun_slower_build_and_two_sided(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP, test_relaxed=RELAXED)
+    pytester.makepyfile(slow_build=EXTRA_COPY.read_text())
+    gate = (f"--netcopy-gate={RULES}", "--netcopy-baseline=*base")
+
+    # 1. the baseline, saved in pytest-benchmark's storage
+    saved = pytester.runpytest_subprocess(*RUN, "--benchmark-save=base")
+    saved.assert_outcomes(passed=2)
+    (base_file,) = (pytester.path / ".benchmarks").glob("*/0001_base.json")
+    extra = {
+        b["extra_info"]["size"]: b["extra_info"]
+        for b in json.loads(base_file.read_text())["benchmarks"]
+    }
+    # the counters issue records it; null where task-clock may not be counted
+    has_cpu = extra[65536].get("cpu_ns_per_byte") is not None
+
+    # 2. the same code again: passes, and the verdict is the last line
+    rerun = pytester.runpytest_subprocess(*RUN, *gate)
+    rerun.assert_outcomes(passed=2)
+    assert rerun.ret == pytest.ExitCode.OK, rerun.stdout.str()
+    rerun.stdout.fnmatch_lines(
+        [
+            f"netcopy gate: on; baseline *0001_base.json; rules {RULES} (--netcopy-gate)",
+            "*netcopy gate: this session vs baseline *0001_base.json*",
+            "benchmark*metric*rule*baseline*current*change*p (Mann-Whitney U)*verdict",
+        ]
+    )
+    assert "two_copy-65536B-1t  throughput_gbps" in rerun.stdout.str()
+    # (an "improvement" may be noted: a baseline run next to a busy neighbour is slow)
+    assert last_line(rerun).startswith("netcopy gate: no regression in 2 benchmarks")
+
+    # 3. one build whose send path got slower: fails on throughput and CPU per byte
+    monkeypatch.setenv("NETCOPY_EXTRA_COPIES", EXTRA_COPIES)
+    slow = pytester.runpytest_subprocess(
+        *RUN, *gate, "-p", "slow_build", "--benchmark-json=slow.json"
+    )
+    monkeypatch.delenv("NETCOPY_EXTRA_COPIES")
+    text = slow.stdout.str()
+    slow.assert_outcomes(passed=2)  # every test passed ...
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED, text  # ... and the gate failed the session
+    assert "Traceback" not in text + slow.stderr.str()
+    throughput = row(slow, "two_copy-65536B-1t", "throughput_gbps")
+    assert throughput.endswith("REGRESSION") and " -90% " in throughput, throughput
+    assert "(exact, 8+8 rounds)" in throughput
+    cpu = row(slow, "two_copy-65536B-1t", "cpu_ns_per_byte")
+    # the marker's rules for the 4 KiB benchmark, which got as much slower
+    relaxed = row(slow, "two_copy-4096B-1t", "throughput_gbps")
+    assert " -100% " in relaxed and relaxed.endswith("ok"), relaxed
+    if has_cpu:
+        assert cpu.endswith("REGRESSION"), cpu
+        assert last_line(slow) == (
+            "netcopy gate: 2 regressions in two_copy-65536B-1t (throughput_gbps, cpu_ns_per_byte)"
+        )
+    else:  # cpu_ns_per_byte not counted on this machine
+        assert "not comparable" in cpu, cpu
+        expected = "netcopy gate: 1 regression in two_copy-65536B-1t (throughput_gbps)"
+        assert last_line(slow) == expected
+    # pytest's own line comes just before the gate's
+    lines = [line for line in slow.outlines if line.strip()]
+    assert "2 passed" in lines[-2]
+    assert "Rerun to confirm it" in text
+
+    # 4. two-sided: the normal build against the slow run is an improvement, and fails
+    better = pytester.runpytest_subprocess(
+        *RUN, f"--netcopy-gate={RULES}", "--netcopy-baseline=slow.json",
+        "--netcopy-gate-two-sided", "-k", "test_send_path",
+    )  # fmt: skip
+    better.assert_outcomes(passed=1)
+    assert better.ret == pytest.ExitCode.TESTS_FAILED, better.stdout.str()
+    assert row(better, "two_copy-65536B-1t", "throughput_gbps").endswith("IMPROVEMENT")
+    better.stdout.fnmatch_lines(["in the baseline only (not run now, not compared): *4096B-1t"])
+    assert last_line(better) == (
+        "netcopy gate: 1 improvement in two_copy-65536B-1t (throughput_gbps) "
+        "(two-sided: refresh the baseline)"
+    )
+
+
+def test_baseline_without_gate_reports_only_and_says_machines_differ(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-sizes=4K", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+        f"--netcopy-baseline={DATA / 'baseline.json'}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "netcopy gate: off (report only); baseline *baseline.json; rules "
+            f"{' '.join(str(r) for r in DEFAULT_RULES)} (default)",
+            "*netcopy comparison (report only): this session vs baseline *baseline.json*",
+            "machines differ (a change may come from the machine, not the code):",
+            "  kernel_release '6.1.0-21-amd64' (baseline) vs *",
+            "two_copy-4096B-1t  throughput_gbps *",
+            "in the baseline only (not run now, not compared): one_copy-4096B-1t, "
+            "zero_copy-65536B-2t",
+            "report only: --netcopy-gate is off, so this comparison does not change the exit "
+            "status",
+        ]
+    )
+    assert last_line(result).startswith("netcopy gate: ")
+    assert last_line(result).endswith(" (report only)")
+
+
+def test_gate_with_no_netcopy_benchmark_says_so(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--netcopy-baseline={DATA / 'baseline.json'}", "--netcopy-gate"
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    assert last_line(result) == (
+        "netcopy gate: no netcopy benchmark ran in this session, nothing compared"
+    )
+
+
+def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    pytester.makeini("[pytest]\nnetcopy_gate = throughput_gbps:-5%\n")
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-sizes=256", "--netcopy-threads=1", "--netcopy-modes=one_copy"
+    )
+    result.assert_outcomes(passed=1)
+    assert "netcopy gate" not in result.stdout.str()
+
+
+# ---------------------------------------------------------------------------
+# options: checked before anything runs
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "env", "message"),
+    [
+        (["--netcopy-gate"], "", {},
+         "ERROR: --netcopy-gate needs a baseline to compare with, and none was given: add "
+         "--netcopy-baseline=PATH_OR_ID *"),
+        ([], "", {"NETCOPY_GATE": "on"},
+         "ERROR: environment variable NETCOPY_GATE needs a baseline to compare with*"),
+        (["--netcopy-gate-two-sided"], "", {},
+         "ERROR: --netcopy-gate-two-sided needs a baseline to compare with*"),
+        (["--netcopy-gate=throughput_gbps:10%", "--netcopy-baseline=BASE"], "", {},
+         "ERROR: --netcopy-gate='throughput_gbps:10%': bad gate rule 'throughput_gbps:10%': "
+         "the threshold needs a sign*"),
+        (["--netcopy-baseline=BASE", "--netcopy-gate", "test_sweep.py"], "", {},
+         "ERROR: --netcopy-gate='test_sweep.py': bad gate rule 'test_sweep.py': no ':' *; if "
+         "'test_sweep.py' is a test path, --netcopy-gate took it as its rules: write "
+         "--netcopy-gate=RULES, or put a bare --netcopy-gate after the paths"),
+        (["--netcopy-baseline=BASE", "--netcopy-gate"], "netcopy_gate = cpu:+1% cpu:+2%", {},
+         "ERROR: ini option netcopy_gate in *tox.ini='cpu:+1% cpu:+2%': bad gate rule 'cpu:+2%': "
+         "a rule for a rise of cpu is given twice"),
+        (["--netcopy-baseline=nope.json"], "", {},
+         "ERROR: --netcopy-baseline='nope.json' is neither an existing file nor a saved run: "
+         "searched *; a saved-run query leaves out '.json': 'nope'"),
+        (["--netcopy-baseline=0042"], "", {},
+         "ERROR: --netcopy-baseline='0042' is neither an existing file nor a saved run: "
+         "searched .benchmarks/*/0042*.json and .benchmarks/0042*.json*"),
+        (["--netcopy-baseline=TRUNCATED"], "", {},
+         "ERROR: --netcopy-baseline='*truncated.json': *truncated.json: is not valid JSON "
+         "(truncated or corrupt?): *"),
+        (["--netcopy-baseline=FOREIGN"], "", {},
+         "ERROR: --netcopy-baseline='*foreign.json': *foreign.json: has no netcopy benchmarks*"),
+        ([], "netcopy_baseline = DIR", {},
+         "ERROR: ini option netcopy_baseline in *tox.ini='*gate' is a directory, expected a "
+         "pytest-benchmark JSON file or a saved-run query such as '0001' or '*base'"),
+        (["--netcopy-baseline=BASE", "--netcopy-gate-strict-machine"], "", {},
+         "ERROR: --netcopy-gate-strict-machine: refusing to compare with the baseline "
+         "*baseline.json, which comes from another machine: kernel_release '6.1.0-21-amd64' "
+         "(baseline) vs *; save a baseline on this machine (--benchmark-save=NAME), or leave "
+         "out --netcopy-gate-strict-machine"),
+        (["--netcopy-baseline=BASE"], "", {"NETCOPY_GATE_TWO_SIDED": "maybe"},
+         "ERROR: environment variable NETCOPY_GATE_TWO_SIDED='maybe': expected true or false"),
+    ],
+)  # fmt: skip
+def test_bad_gate_options_are_usage_errors_before_anything_runs(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    ini: str,
+    env: dict[str, str],
+    message: str,
+) -> None:
+    files = {
+        "BASE": DATA / "baseline.json",
+        "TRUNCATED": DATA / "truncated.json",
+        "FOREIGN": DATA / "foreign.json",
+        "DIR": DATA,
+    }
+    for key, path in files.items():
+        args = [a.replace(key, str(path)) for a in args]
+        ini = ini.replace(key, str(path))
+    pytester.makepyfile(test_sweep=SWEEP)
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_bad_marker_rule_names_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.netcopy(gate="throughput_gbps:-ten%")
+        def test_marked(netcopy):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: @pytest.mark.netcopy(gate='throughput_gbps:-ten%') on "
+            "test_marked.py::test_marked: bad gate rule 'throughput_gbps:-ten%': 'ten' is not "
+            "a plain non-negative number*"
+        ]
+    )
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_ini_rules_apply_when_a_baseline_is_given_and_cli_beats_env_beats_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    pytester.makeini(
+        f"[pytest]\nnetcopy_baseline = {DATA / 'baseline.json'}\n"
+        "netcopy_gate =\n    throughput_gbps:-5%\n    cpu_ns_per_byte:+5%\n"
+    )
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        ["netcopy gate: on; baseline *baseline.json; rules throughput_gbps:-5% "
+         "cpu_ns_per_byte:+5% (ini option netcopy_gate in *tox.ini)"]
+    )  # fmt: skip
+    monkeypatch.setenv("NETCOPY_GATE", "throughput_gbps:-7%")
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        ["netcopy gate: on; *rules throughput_gbps:-7% (environment variable NETCOPY_GATE)"]
+    )
+    # a bare switch turns the gate on and takes its rules from the next source
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider",
+                                           "--netcopy-gate")  # fmt: skip
+    result.stdout.fnmatch_lines(["netcopy gate: on; *rules throughput_gbps:-7% (environment*"])
+    monkeypatch.setenv("NETCOPY_GATE", "off")
+    result = pytester.runpytest_subprocess("--collect-only", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["netcopy gate: off (report only); *"])
+
+
+def test_help_lists_the_gate_options_with_their_defaults(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    text = " ".join(result.stdout.str().split())
+    for option, default in [
+        ("--netcopy-baseline=PATH_OR_ID", "Default: '' (ini: netcopy_baseline, env: "),
+        ("--netcopy-gate=[RULES]", "Default: off (ini: netcopy_gate, env: NETCOPY_GATE)"),
+        ("--netcopy-gate-two-sided", "Default: 'false'"),
+        ("--netcopy-gate-strict-machine", "Default: 'false'"),
+    ]:
+        assert option in text, option
+        assert default in text[text.index(option) :][:900], option
+    assert "throughput_gbps:-10% cpu_ns_per_byte:+10% syscalls_per_message:+10%" in text
+
+
+# ---------------------------------------------------------------------------
+# parse_gate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", (True, None)),
+        ("  ", (True, None)),
+        ("true", (True, None)),
+        ("On", (True, None)),
+        ("off", (False, None)),
+        ("0", (False, None)),
+        ("throughput_gbps:-5%", (True, tuple(parse_rules("throughput_gbps:-5%")))),
+        (" , ", (True, None)),
+    ],
+)
+def test_parse_gate(text: str, expected: tuple[bool, object]) -> None:
+    assert parse_gate(text) == expected
+
+
+def test_parse_gate_rejects_bad_rules() -> None:
+    with pytest.raises(ValueError, match="bad gate rule 'maybe'"):
+        parse_gate("maybe")
