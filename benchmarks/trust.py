@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write every pair's figures here (JSON)")
     parser.add_argument(
         "--gate", metavar="RULES", default=None,
-        help=f"gate rules. Default: {format_rules(DEFAULT_RULES)!r}",
+        help=f"gate rules. Default: {format_rules(DEFAULT_RULES)!r}".replace("%", "%%"),
     )  # fmt: skip
     parser.add_argument(
         "--copies", type=int, default=1,
