@@ -67,6 +67,9 @@ def send_rest(
 class Sender(ABC):
     """Sends messages on one connected socket for the duration of a benchmark."""
 
+    #: seconds any wait of the sender may take; the pool sets --netcopy-timeout
+    timeout: float = 60.0
+
     @abstractmethod
     def send(self, first: int, count: int) -> None:
         """Send messages ``first .. first+count-1``, each stamped with its number."""
@@ -171,7 +174,6 @@ class _ZeroCopySender(Sender):
         self.last_id = [-1] * ring
         self.tracker = CompletionTracker()
         self.enobufs = 0
-        self.timeout = 60.0
         self.poller = select.poll()
         self.poller.register(sock.fileno(), 0)  # POLLERR is always reported
         self.ancbufsize = socket.CMSG_SPACE(64)
@@ -235,7 +237,6 @@ class _ZeroCopySender(Sender):
             self._reap(block=True)
 
     def finish(self, timeout: float) -> None:
-        self.timeout = timeout
         while not self.tracker.all_complete():
             self._reap(block=True)
 

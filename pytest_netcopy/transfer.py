@@ -358,7 +358,9 @@ class SenderPool:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.congestion_used = set_congestion(sock, self.congestion)
             self.mode.prepare(sock)
-            self.senders.append(self.mode.sender(sock, conn_id, self.size))
+            sender = self.mode.sender(sock, conn_id, self.size)
+            sender.timeout = self.timeout
+            self.senders.append(sender)
         ready = threading.Barrier(self.nthreads + 1)
         for i in range(self.nthreads):
             t = threading.Thread(
