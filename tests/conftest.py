@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from _support import perf_fds
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +18,11 @@ def _no_xdist_env_in_children(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_perf_fds() -> Iterator[None]:
+    """Every test closes the perf counters it opened."""
+    before = perf_fds()
+    yield
+    assert perf_fds() <= before, "perf fds left open"

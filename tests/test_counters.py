@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support import perf_fds
 
 from pytest_netcopy import perf_abi
 from pytest_netcopy.counters import (
@@ -36,24 +37,6 @@ from pytest_netcopy.counters import (
     delta,
     perf_machine_info,
 )
-
-
-def perf_fds() -> set[str]:
-    fds = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]":
-                fds.add(fd)
-        except OSError:
-            continue
-    return fds
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_perf_fds() -> Iterator[None]:
-    before = perf_fds()
-    yield
-    assert perf_fds() <= before, "perf fds left open"
 
 
 def spin(seconds: float) -> float:

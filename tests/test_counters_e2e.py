@@ -11,7 +11,6 @@ syscall counts are compared with strace's on the very same thread and work.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import shutil
@@ -58,24 +57,6 @@ MISSING = (NOT_COUNTED, NOT_SUPPORTED, NOT_PERMITTED)
 #: measured here). 1 ms per thread is 10x that, and still well under the ~20 ms of a
 #: round, so counting anything else (calibration, another round) would show.
 HANDOFF_NS = 1_000_000
-
-
-def perf_fds() -> set[str]:
-    fds = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[perf_event]":
-                fds.add(fd)
-        except OSError:
-            continue
-    return fds
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_perf_fds() -> Iterator[None]:
-    before = perf_fds()
-    yield
-    assert perf_fds() <= before, "perf fds left open"
 
 
 def tracefs_problem() -> str | None:
