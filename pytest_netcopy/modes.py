@@ -201,6 +201,12 @@ class _ZeroCopySender(Sender):
                         raise
                     # too many notifications outstanding (optmem): reap, retry
                     self.enobufs += 1
+                    if not tracker.outstanding:
+                        raise ZeroCopyError(
+                            "sendmsg(MSG_ZEROCOPY) failed with ENOBUFS with no send "
+                            "outstanding: net.core.optmem_max is too small for even one "
+                            "completion notification"
+                        ) from None
                     self._reap(block=True)
                     continue
                 last_id[slot] = tracker.issue()
@@ -225,7 +231,12 @@ class _ZeroCopySender(Sender):
                         f"no zero-copy completion within {self.timeout:g} s "
                         f"({self.tracker.outstanding} sends outstanding)"
                     ) from None
-                self.poller.poll(min(left, 1.0) * 1000)
+                for _, events in self.poller.poll(min(left, 1.0) * 1000):
+                    if events & (select.POLLHUP | select.POLLNVAL):
+                        raise ConnectionError(
+                            f"socket closed with {self.tracker.outstanding} zero-copy "
+                            "sends outstanding"
+                        ) from None
                 continue
             if flags & socket.MSG_CTRUNC:
                 raise ZeroCopyError("error-queue control data truncated")

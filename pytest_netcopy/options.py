@@ -98,6 +98,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _timeout(text: str) -> float:
+    value = _positive_float(text)
+    if value < 0.001:
+        raise ValueError("expected at least 0.001 seconds (below that the kernel waits forever)")
+    return value
+
+
 def _count(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not text.strip().isdigit() or int(text) < minimum:
@@ -173,7 +180,7 @@ SPECS: tuple[Spec, ...] = (
          "calibrate messages per round so one round lasts at least this long"),
     Spec("rounds", _count(1), "10", "N", "measured rounds per benchmark"),
     Spec("warmup_rounds", _count(0), "1", "N", "untimed rounds after calibration"),
-    Spec("timeout", _positive_float, "60", "SECONDS",
+    Spec("timeout", _timeout, "60", "SECONDS",
          "limit for every socket wait, round and sink start; a stuck sink fails the test"),
     Spec("pin", _choice("auto", "off"), "auto", "auto|off",
          "pin sender threads and the sink to different CPUs when there are two or more"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from pytest_netcopy import gateplugin, hooks
 from pytest_netcopy.counters import perf_machine_info
 from pytest_netcopy.machine import machine_facts
 from pytest_netcopy.modes import Mode, builtin_registry
-from pytest_netcopy.options import add_options, resolve
+from pytest_netcopy.options import add_options, parse_modes, parse_sizes, parse_threads, resolve
 from pytest_netcopy.runner import Netcopy, NetcopySession
 from pytest_netcopy.transfer import plan_placement
 
@@ -69,10 +69,34 @@ def _in_xdist(config: pytest.Config) -> bool:
 
 
 def _marker_list(metafunc: pytest.Metafunc, key: str, default: list[Any]) -> list[Any]:
+    """The marker's value for ``key`` (a value or a list), checked like the option."""
     marker = metafunc.definition.get_closest_marker("netcopy")
     if marker is None or marker.kwargs.get(key) is None:
         return default
-    return list(marker.kwargs[key])
+    value = marker.kwargs[key]
+    items = [value] if isinstance(value, (str, int)) else list(value)
+    text = ",".join(str(v) for v in items)
+    parsers: dict[str, Callable[[str], list[Any]]] = {
+        "sizes": parse_sizes,
+        "threads": parse_threads,
+        "modes": parse_modes,
+    }
+    parse = parsers[key]
+    try:
+        parsed: list[Any] = parse(text)
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: netcopy({key}={value!r}): {exc}"
+        ) from None
+    if key == "modes":
+        registry = metafunc.config.stash[SESSION_KEY].registry
+        unknown = [m for m in parsed if m not in registry]
+        if unknown:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: netcopy(modes={value!r}): unknown mode(s) "
+                f"{', '.join(unknown)}; expected names from: {', '.join(registry.names())}"
+            )
+    return parsed
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -262,6 +262,7 @@ class Netcopy:
                 state["after"] = [s.stats() for s in state["pool"].senders]
                 if settings.counters:
                     state["syscalls"] = syscall_pass(state["pool"], state["count"])
+                state["pool"].finish_stream()
         except ModeUnsupported as exc:
             skip_reason = str(exc)
         except IntegrityError as exc:

@@ -73,6 +73,15 @@ ACK = struct.Struct("<4sIIQBBBxQIQQQQ")
 ACK_MAGIC = b"NCK1"
 ACCEPT = struct.Struct("<4sIII")  # magic, conn id, receiver thread id, recv buffer size
 ACCEPT_MAGIC = b"NCA1"
+END = struct.Struct("<4sIIQ")  # magic, conn id, status, bytes received after the last round
+END_MAGIC = b"NCE1"
+END_CLEAN, END_SURPLUS, END_TORN_HEADER, END_MID_ROUND = 0, 1, 2, 3
+END_TEXT = {
+    END_CLEAN: "the stream ended cleanly after the last round",
+    END_SURPLUS: "bytes arrived after the last message of a round (more than was sent as rounds)",
+    END_TORN_HEADER: "the stream ended inside a round header",
+    END_MID_ROUND: "the stream ended in the middle of a round's messages",
+}
 RECORD_SIZE = ACK.size
 ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
 
@@ -151,7 +160,7 @@ class Verifier:
         n = self.kmax + 256
         self._cyc0 = bytes(range(256)) * (n // 256 + 1)
         cyc1 = b"".join(bytes([v]) * 256 for v in range(256))
-        self._cyc1 = cyc1 + cyc1[: self.kmax]
+        self._cyc1 = cyc1 * (self.kmax // 65536 + 2)  # any start, any k <= kmax
 
     def _column(self, byte: int, seq: int, k: int) -> bytes:
         if byte == 0:
@@ -248,13 +257,22 @@ class Connection(threading.Thread):
         view = memoryview(buf)
         seq = 0
         while True:
-            try:
-                header = recv_exact(sock, ROUND.size)
-            except ConnectionError:
+            header = bytearray()
+            while len(header) < ROUND.size:
+                chunk = sock.recv(ROUND.size - len(header))
+                if not chunk:
+                    break
+                header += chunk
+            if not header:
+                self.report(END.pack(END_MAGIC, conn_id, END_CLEAN, 0))
                 return  # the sender is done with this connection
+            if len(header) < ROUND.size:
+                self.report(END.pack(END_MAGIC, conn_id, END_TORN_HEADER, len(header)))
+                return
             magic, round_no, count = ROUND.unpack(header)
             if magic != ROUND_MAGIC:
-                self.log(f"protocol error: bad round header {header!r}")
+                self.log(f"protocol error: {bytes(header)!r} where a round header belongs")
+                self.report(END.pack(END_MAGIC, conn_id, END_SURPLUS, len(header)))
                 return
             cpu0 = time.thread_time_ns()
             ru0 = resource.getrusage(resource.RUSAGE_THREAD)
@@ -265,6 +283,7 @@ class Connection(threading.Thread):
                 want = min(capacity - filled, need - got)
                 r = sock.recv_into(view[filled : filled + want], want)
                 if r == 0:
+                    self.report(END.pack(END_MAGIC, conn_id, END_MID_ROUND, got))
                     raise ConnectionError(f"EOF in round {round_no} after {got} of {need} bytes")
                 calls += 1
                 got += r

@@ -281,6 +281,14 @@ class RoundResult:
         return sum(a.verified_bytes for a in self.acks)
 
 
+def parse_end(record: bytes) -> tuple[int, int, int] | None:
+    """An END record as (conn id, status, bytes); None for any other record."""
+    if record[:4] != wire.END_MAGIC:
+        return None
+    _, conn, status, extra = wire.END.unpack_from(record)
+    return conn, status, extra
+
+
 def parse_ack(record: bytes) -> Ack | None:
     """An ACK record as an Ack; None for any other record."""
     if record[:4] != wire.ACK_MAGIC:
@@ -425,6 +433,11 @@ class SenderPool:
                             f"{sorted(waiting)} within {self.timeout:g} s"
                         )
                     continue
+                ended = parse_end(record)
+                if ended is not None and ended[0] in self.conn_ids:
+                    # mid-benchmark, any end of one of our streams is an error
+                    conn = self.conn_ids.index(ended[0])
+                    raise IntegrityError(self._describe_end(conn, *ended[1:]))
                 ack = parse_ack(record)
                 if ack is None or ack.round_no != self._round_no or ack.conn_id not in waiting:
                     continue  # left over from an aborted benchmark
@@ -434,6 +447,9 @@ class SenderPool:
         except threading.BrokenBarrierError:
             self._abort()
             raise TransferError(self._explain(f"round {self._round_no} did not finish")) from None
+        except IntegrityError:
+            self._abort()
+            raise
         except TransferError as exc:
             self._abort()
             raise TransferError(self._explain(str(exc))) from None
@@ -452,6 +468,39 @@ class SenderPool:
             acks=[a for a in acks if a is not None],
             sender_stats=[s.stats() for s in self.senders],
         )
+
+    def _describe_end(self, conn: int, status: int, extra: int) -> str:
+        return (
+            f"payload stream broken ({self.mode.name}, {self.size} B, {self.nthreads} threads): "
+            f"connection {conn}: {wire.END_TEXT.get(status, f'status {status}')} "
+            f"({extra} bytes)"
+        )
+
+    def finish_stream(self) -> None:
+        """After the last round: close the send side and wait for the sink's verdict.
+
+        Catches what no round's ack can: bytes sent after the last message of the
+        last round. Raises IntegrityError unless every connection ended cleanly.
+        """
+        self.close_threads()
+        waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
+        for sock in self.socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + min(self.timeout, 10.0)
+        while waiting:
+            left = deadline - time.monotonic()
+            record = self.sink.read_record(max(left, 0.0)) if left > 0 else None
+            if record is None:
+                raise TransferError(
+                    f"the sink did not confirm the end of connection(s) {sorted(waiting)}"
+                )
+            ended = parse_end(record)
+            if ended is None or ended[0] not in waiting:
+                continue
+            conn = waiting.pop(ended[0])
+            if ended[1] != wire.END_CLEAN:
+                raise IntegrityError(self._describe_end(conn, ended[1], ended[2]))
 
     def _describe_bad(self, conn: int, ack: Ack) -> str:
         fs = self.size // wire.FIELDS
@@ -476,6 +525,11 @@ class SenderPool:
             lines.append(f"  no thread reported back within {self.timeout:g} s")
         if not self.sink.alive():
             lines.append("  " + self.sink.describe_death())
+        else:
+            tail = self.sink.log_tail(600).splitlines()[-3:]
+            if tail:
+                lines.append("  the sink's log ends:")
+                lines.extend("    " + line for line in tail)
         return "\n".join(lines)
 
     def _abort(self) -> None:
@@ -486,20 +540,25 @@ class SenderPool:
         self._start.abort()
         self._done.abort()
 
-    def close(self) -> None:
-        if self._threads:
-            self._stop = True
-            try:
-                self._start.wait(timeout=min(self.timeout, 5.0))
-            except threading.BrokenBarrierError:
-                self._abort()
+    def close_threads(self) -> None:
+        """Stop and join the sender threads (idempotent)."""
+        if not self._threads:
+            return
+        self._stop = True
+        try:
+            self._start.wait(timeout=min(self.timeout, 5.0))
+        except threading.BrokenBarrierError:
+            self._abort()
+        for t in self._threads:
+            t.join(timeout=self.timeout)
+        if any(t.is_alive() for t in self._threads):
+            self._abort()
             for t in self._threads:
-                t.join(timeout=self.timeout)
-            if any(t.is_alive() for t in self._threads):
-                self._abort()
-                for t in self._threads:
-                    t.join(timeout=5.0)
-            self._threads = []
+                t.join(timeout=5.0)
+        self._threads = []
+
+    def close(self) -> None:
+        self.close_threads()
         for sender in self.senders:
             sender.close()
         self.senders = []

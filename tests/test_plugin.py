@@ -247,3 +247,42 @@ def test_sink_is_stopped_when_the_session_ends(pytester: pytest.Pytester) -> Non
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(pid)
+
+
+def test_the_marker_takes_a_scalar_and_is_checked_like_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.netcopy(sizes=4096, threads=[2], modes="one_copy")
+        def test_one(netcopy_mode, netcopy_size, netcopy_threads):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_marked.py::test_one[one_copy-4096B-2t]", "1 test*"])
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+
+        @pytest.mark.netcopy(sizes=100)
+        def test_one(netcopy_mode, netcopy_size, netcopy_threads):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    assert result.ret != 0
+    output = result.stdout.str() + result.stderr.str()
+    assert "test_marked.py::test_one: netcopy(sizes=100): 100 is not a usable message size" in (
+        output
+    )
+    assert "Traceback" not in output
+
+
+def test_a_timeout_the_kernel_would_read_as_forever_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess("--collect-only", "--netcopy-timeout=0.0000001")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--netcopy-timeout='0.0000001': expected at least 0.001 s*"])

@@ -93,3 +93,34 @@ def test_registry_replace_swaps_a_mode_under_its_name() -> None:
     assert registry.get("two_copy") is slower
     with pytest.raises(KeyError, match="no mode named 'three_copy' to replace; known modes"):
         registry.replace(FunctionMode("three_copy", lambda sock, fields: None))
+
+
+def test_zero_copy_stops_waiting_when_the_socket_is_shut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No busy wait until the deadline: POLLHUP with sends outstanding is an error at once."""
+    import select
+
+    from pytest_netcopy.modes import ZeroCopy
+    from pytest_netcopy.sink import set_socket_timeouts
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        a = socket.create_connection(server.getsockname(), timeout=5)
+        b, _ = server.accept()
+    a.settimeout(None)  # blocking, as the pool's sockets are; bounded by the kernel below
+    set_socket_timeouts(a, 2.0)
+    with a, b:
+        sender = ZeroCopy().sender(a, 1, 1024)
+        try:
+            sender.tracker.issue()  # one send the kernel will never complete now
+
+            class Hup:
+                def poll(self, timeout: float) -> list[tuple[int, int]]:
+                    return [(a.fileno(), select.POLLHUP)]
+
+                def unregister(self, fd: int) -> None:
+                    pass
+
+            monkeypatch.setattr(sender, "poller", Hup())
+            with pytest.raises(ConnectionError, match="1 zero-copy sends outstanding"):
+                sender.finish(5.0)
+        finally:
+            sender.close()

@@ -94,3 +94,11 @@ def test_sink_imports_only_the_standard_library() -> None:
             imported.add((node.module or "").split(".")[0])
     outside = sorted(m for m in imported if m not in sys.stdlib_module_names and m != "__future__")
     assert outside == []
+
+
+def test_a_buffer_larger_than_65536_messages_verifies() -> None:
+    """kmax above 65536 (e.g. --netcopy-recv-buffer=8M at 64 B) needs the long stamp column."""
+    size, k, first = 64, 70_000, 65_000
+    verifier = sink.Verifier(1, size, 8 << 20)
+    assert verifier.kmax > 65_536
+    assert verifier.check(stream(1, size, first, k), k, first) is None

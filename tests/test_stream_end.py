@@ -1,0 +1,72 @@
+"""Bytes outside the rounds: the sink must see every byte the senders put on the wire."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_netcopy.message import Message
+from pytest_netcopy.modes import Mode, Sender
+from pytest_netcopy.transfer import IntegrityError, SenderPool, SinkProcess
+
+
+class SurplusSender(Sender):
+    """Sends its messages, then (when told) one message too many."""
+
+    def __init__(self, sock: socket.socket, conn_id: int, size: int) -> None:
+        self.sock = sock
+        self.message = Message(conn_id, size)
+        self.extra = False
+
+    def send(self, first: int, count: int) -> None:
+        for seq in range(first, first + count):
+            self.message.stamp(seq)
+            self.sock.sendall(self.message.tobytes())
+        if self.extra:
+            self.sock.sendall(self.message.tobytes())
+
+    def close(self) -> None:
+        self.message.release()
+
+
+class Surplus(Mode):
+    name = "surplus"
+
+    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
+        return SurplusSender(sock, conn_id, size)
+
+
+@pytest.fixture(scope="module")
+def sink_process() -> Iterator[SinkProcess]:
+    s = SinkProcess(timeout=10)
+    s.ensure_running()
+    yield s
+    s.close()
+
+
+def test_clean_rounds_end_cleanly(sink_process: SinkProcess) -> None:
+    with SenderPool(sink_process, Surplus(), 1024, 2, timeout=10) as pool:
+        pool.run_round(50)
+        pool.run_round(50)
+        pool.finish_stream()  # raises unless the sink saw exactly the rounds
+
+
+def test_bytes_after_the_last_round_are_caught(sink_process: SinkProcess) -> None:
+    with SenderPool(sink_process, Surplus(), 1024, 2, timeout=10) as pool:
+        pool.run_round(50)
+        pool.senders[1].extra = True  # type: ignore[attr-defined]
+        with pytest.raises(IntegrityError, match=r"connection 1: bytes arrived after the last"):
+            # the sink acks the round's bytes; the extra message after them is
+            # reported as soon as it is read: during the round or at the end
+            pool.run_round(50)
+            pool.finish_stream()
+
+
+def test_bytes_between_rounds_fail_the_next_round_at_once(sink_process: SinkProcess) -> None:
+    with SenderPool(sink_process, Surplus(), 1024, 1, timeout=10) as pool:
+        pool.senders[0].extra = True  # type: ignore[attr-defined]
+        pool.run_round(50)
+        with pytest.raises(IntegrityError, match=r"connection 0: bytes arrived after the last"):
+            pool.run_round(50)
