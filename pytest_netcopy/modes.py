@@ -170,7 +170,8 @@ class _ZeroCopySender(Sender):
     def __init__(self, sock: socket.socket, conn_id: int, size: int, ring: int) -> None:
         self.sock = sock
         self.size = size
-        self.ring = [Message(conn_id, size) for _ in range(ring)]
+        first = Message(conn_id, size)
+        self.ring = [first, *(first.copy() for _ in range(ring - 1))]
         self.last_id = [-1] * ring
         self.tracker = CompletionTracker()
         self.enobufs = 0
@@ -282,7 +283,9 @@ class ZeroCopy(Mode):
             ) from None
 
     def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        ring = max(16, min(4096, self.ring_bytes // size))
+        # enough messages to keep ring_bytes in flight; at least 2 so a slot can
+        # be refilled while the other is in the kernel, at most 4096
+        ring = max(2, min(4096, self.ring_bytes // size))
         return _ZeroCopySender(sock, conn_id, size, ring)
 
 

@@ -376,13 +376,25 @@ class SenderPool:
             )
             t.start()
             self._threads.append(t)
-        ready.wait(timeout=self.timeout)
+        try:
+            ready.wait(timeout=self.timeout)
+        except threading.BrokenBarrierError:
+            self._abort()
+            raise TransferError(self._explain("the sender threads did not start")) from None
 
     def _worker(self, i: int, ready: threading.Barrier) -> None:
-        if self.cpus:
-            os.sched_setaffinity(0, self.cpus)  # this thread only
-        self.tids[i] = threading.get_native_id()
-        ready.wait(timeout=self.timeout)
+        try:
+            if self.cpus:
+                os.sched_setaffinity(0, self.cpus)  # this thread only
+            self.tids[i] = threading.get_native_id()
+        except BaseException as exc:
+            self._errors[i] = exc
+            ready.abort()  # open() reports it at once instead of timing out
+            return
+        try:
+            ready.wait(timeout=self.timeout)
+        except threading.BrokenBarrierError:
+            return
         sock = self.socks[i]
         sender = self.senders[i]
         while True:

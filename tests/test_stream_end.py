@@ -70,3 +70,25 @@ def test_bytes_between_rounds_fail_the_next_round_at_once(sink_process: SinkProc
         pool.run_round(50)
         with pytest.raises(IntegrityError, match=r"connection 0: bytes arrived after the last"):
             pool.run_round(50)
+
+
+def test_a_sender_thread_that_cannot_start_is_reported_at_once(
+    sink_process: SinkProcess,
+) -> None:
+    from pytest_netcopy.transfer import TransferError
+
+    pool = SenderPool(sink_process, Surplus(), 1024, 2, timeout=30, cpus=[100_000])
+    with pytest.raises(TransferError, match=r"did not start:\n  connection 0: OSError"):
+        pool.__enter__()  # pinning to a CPU that does not exist fails in the thread
+    assert not pool.socks  # closed again
+
+
+def test_message_copies_are_independent() -> None:
+    m = Message(3, 256)
+    c = m.copy()
+    assert c.tobytes() == m.tobytes()
+    c.stamp(7)
+    assert c.tobytes() != m.tobytes()
+    assert all(a is not b for a, b in zip(m.fields, c.fields, strict=True))
+    m.release()
+    c.release()
