@@ -135,6 +135,39 @@ class TwoCopy(Mode):
         return _TwoCopySender(sock, conn_id, size)
 
 
+class _BareSender(Sender):
+    def __init__(self, sock: socket.socket, conn_id: int, size: int) -> None:
+        self.sock = sock
+        message = Message(conn_id, size)
+        self.buf = bytearray(message.tobytes())
+        message.release()
+
+    def send(self, first: int, count: int) -> None:
+        buf = self.buf
+        sendall = self.sock.sendall
+        stamp = stamp_into
+        for seq in range(first, first + count):
+            stamp(buf, 0, seq & STAMP_MASK)  # field 0 starts the buffer
+            sendall(buf)
+
+
+class BareSend(Mode):
+    """The control send: the message is already one contiguous buffer; stamp, sendall.
+
+    Not a candidate send path (a real sender has to build its message
+    somewhere) but the least any sender can do to put the same bytes on the
+    same socket. Every benchmark measures it in the round before each of its
+    measured rounds (``--netcopy-control``), so the ``*_vs_control`` figures
+    divide out what the machine is doing at the time.
+    """
+
+    name = "bare_send"
+    description = "the message prepared as one buffer: stamp it, sendall (the control)"
+
+    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
+        return _BareSender(sock, conn_id, size)
+
+
 class _OneCopySender(Sender):
     def __init__(self, sock: socket.socket, conn_id: int, size: int) -> None:
         self.sock = sock

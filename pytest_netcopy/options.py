@@ -195,6 +195,10 @@ SPECS: tuple[Spec, ...] = (
          + ", ".join(EVENTS)),
     Spec("recv_buffer", _recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
          "size of the sink's fixed recv_into buffer"),
+    Spec("control", _choice("bare_send", "none"), "bare_send", "bare_send|none",
+         "a control send (the message already one buffer: stamp it, sendall) measured in the "
+         "round before every measured round; the *_vs_control figures divide by it, so what "
+         "the machine is doing at the time cancels out. none: no control (about half the time)"),
 )  # fmt: skip
 
 
@@ -212,6 +216,7 @@ class Settings:
     congestion: str
     counters: list[str]
     recv_buffer: int
+    control: str
     sources: dict[str, str]
 
     def describe(self, name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from pytest_netcopy.measure import (
     sink_counters,
     syscall_pass,
 )
-from pytest_netcopy.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
+from pytest_netcopy.modes import BareSend, Mode, ModeRegistry, ModeUnsupported, SendOne
 from pytest_netcopy.options import Settings
 from pytest_netcopy.runs import SCHEMA_VERSION
 from pytest_netcopy.sink import check_size
@@ -154,6 +154,65 @@ def summarize(
     return info
 
 
+def control_figures(
+    rounds: list[RoundResult],
+    cpu: list[float | None] | None,
+    control_rounds: list[RoundResult],
+    control_cpu: list[float | None] | None,
+    bytes_per_round: int,
+) -> dict[str, Any]:
+    """The control part of extra_info: the control's own figures and the ratios to it.
+
+    The control runs one round before every measured round and one after the
+    last (``len(rounds) + 1`` control rounds), so measured round i sits
+    between control rounds i and i+1. It is divided by the median of the
+    control rounds nearest to it, up to two on each side (i-1 .. i+2): they saw
+    the machine in the same state, a steady drift cancels, and one disturbed
+    control round does not skew the ratios of its neighbours. The headline
+    ratios are the medians of the per-round ratios.
+    """
+    if len(control_rounds) != len(rounds) + 1:
+        raise ValueError(
+            f"{len(control_rounds)} control rounds for {len(rounds)} rounds: "
+            "expected one before each and one after the last"
+        )
+
+    def gbps(r: RoundResult) -> float:
+        return bytes_per_round * 8 / r.seconds / 1e9
+
+    def nearby(values: Sequence[float | None], i: int) -> float | None:
+        known = [v for v in values[max(0, i - 1) : i + 3] if v is not None]
+        return statistics.median(known) if known else None
+
+    control_gbps = [gbps(r) for r in control_rounds]
+    tp_ratio = [gbps(r) / statistics.median(control_gbps[max(0, i - 1) : i + 3])
+                for i, r in enumerate(rounds)]  # fmt: skip
+    cpu_ratio: list[float | None] | None = None
+    if cpu is not None and control_cpu is not None:
+        cpu_ratio = []
+        for i, own in enumerate(cpu):
+            ref = nearby(control_cpu, i)
+            cpu_ratio.append(None if own is None or not ref else own / ref)
+
+    def med(values: list[float | None] | None) -> float | None:
+        known = [v for v in values or [] if v is not None]
+        return statistics.median(known) if known else None
+
+    control: dict[str, Any] = {
+        "mode": BareSend.name,
+        "throughput_gbps": statistics.median(control_gbps),
+        "cpu_ns_per_byte": med(control_cpu),
+        "verified_bytes": sum(r.verified_bytes for r in control_rounds),
+        "rounds": {"throughput_gbps": control_gbps, "cpu_ns_per_byte": control_cpu},
+    }
+    return {
+        "control": control,
+        "throughput_vs_control": statistics.median(tp_ratio),
+        "cpu_vs_control": med(cpu_ratio),
+        "rounds": {"throughput_vs_control": tp_ratio, "cpu_vs_control": cpu_ratio},
+    }
+
+
 def counter_figures(
     state: dict[str, Any], rounds: list[RoundResult], bytes_per_round: int
 ) -> dict[str, Any]:
@@ -224,15 +283,29 @@ class Netcopy:
         bench = self._benchmark
         bench.group = f"{size}B-{threads}t"
         rounds: list[RoundResult] = []
+        control_rounds: list[RoundResult] = []
         state: dict[str, Any] = {}
         stack = contextlib.ExitStack()
 
-        def prepare() -> None:
-            # pedantic's setup, untimed; the first call opens the connections,
-            # calibrates and warms up (inside pedantic, so pytest-benchmark
-            # knows the fixture was used even when this fails)
-            if "pool" in state:
-                return
+        def control_round() -> None:
+            if "control" in state:
+                control, counters, count = (
+                    state["control"],
+                    state["control_counters"],
+                    state["count"],
+                )
+                control_rounds.append(counters.run(lambda: control.run_round(count)))
+
+        def before_round() -> None:
+            # pedantic's setup, untimed: the control round before each measured
+            # round; the first call also opens the connections, calibrates and
+            # warms up (inside pedantic, so pytest-benchmark knows the fixture
+            # was used even when this fails)
+            if "pool" not in state:
+                open_pools()
+            control_round()
+
+        def open_pools() -> None:
             pool = stack.enter_context(
                 SenderPool(
                     sink, mode_obj, size, threads,
@@ -245,6 +318,21 @@ class Netcopy:
             state["count"] = calibrate(pool, settings.round_time, size)
             for _ in range(settings.warmup_rounds):
                 pool.run_round(state["count"])
+            if settings.control != "none":
+                control = stack.enter_context(
+                    SenderPool(
+                        sink, BareSend(), size, threads,
+                        timeout=settings.timeout, nodelay=settings.nodelay,
+                        congestion=settings.congestion,
+                        cpus=placement.sender_cpus if placement.pinned else (),
+                    )
+                )  # fmt: skip
+                # task-clock only: the ratio needs CPU time, not the other events
+                events = [e for e in settings.counters if e == "task-clock"]
+                state["control_counters"] = stack.enter_context(RoundCounters(control, events))
+                for _ in range(settings.warmup_rounds):
+                    control.run_round(state["count"])
+                state["control"] = control
             state["before"] = [s.stats() for s in pool.senders]
             state["pool"] = pool
 
@@ -257,12 +345,19 @@ class Netcopy:
         try:
             with stack:
                 bench.pedantic(
-                    one_round, setup=prepare, rounds=settings.rounds, iterations=1, warmup_rounds=0
+                    one_round,
+                    setup=before_round,
+                    rounds=settings.rounds,
+                    iterations=1,
+                    warmup_rounds=0,
                 )
                 state["after"] = [s.stats() for s in state["pool"].senders]
+                control_round()  # and one after the last measured round
                 if settings.counters:
                     state["syscalls"] = syscall_pass(state["pool"], state["count"])
                 state["pool"].finish_stream()
+                if "control" in state:
+                    state["control"].finish_stream()
         except ModeUnsupported as exc:
             skip_reason = str(exc)
         except IntegrityError as exc:
@@ -297,6 +392,18 @@ class Netcopy:
         if per_round is not None:
             info["rounds"]["cpu_ns_per_byte"] = per_round
         info.update(figures)
+        if "control" in state:
+            control_per_round = state["control_counters"].per_round
+            control_cpu = (
+                per_round_cpu_ns_per_byte(control_per_round, info["bytes_per_round"])
+                if control_per_round
+                else None
+            )
+            extra = control_figures(
+                rounds, per_round, control_rounds, control_cpu, info["bytes_per_round"]
+            )
+            info["rounds"].update(extra.pop("rounds"))
+            info.update(extra)
         hint = state["counters"].fallback_hint()
         if hint:
             self._session.hints.add(hint)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -67,6 +68,18 @@ def test_sweep_writes_trustworthy_json(pytester: pytest.Pytester) -> None:
         if len(os.sched_getaffinity(0)) >= 2:
             assert placement["pinned"] is True
             assert not set(placement["sender_cpus"]) & set(placement["sink_cpus"])
+        # the control: one round before each measured round and one after the last
+        control = extra["control"]
+        assert control["mode"] == "bare_send"
+        assert len(control["rounds"]["throughput_gbps"]) == 3
+        assert control["verified_bytes"] == 3 * extra["bytes_per_round"]
+        ratios = extra["rounds"]["throughput_vs_control"]
+        assert len(ratios) == 2
+        gbps, ctl = extra["rounds"]["throughput_gbps"], control["rounds"]["throughput_gbps"]
+        for i, ratio in enumerate(ratios):  # the median of the control rounds nearby
+            assert ratio == pytest.approx(gbps[i] / statistics.median(ctl[max(0, i - 1) : i + 3]))
+        assert extra["throughput_vs_control"] == pytest.approx(statistics.median(ratios))
+        assert extra["cpu_vs_control"] > 0  # task-clock is counted on every machine
         if extra["mode"] == "zero_copy":
             zc = extra["zerocopy"]
             assert zc["sends"] >= 2 * extra["messages_per_round"]
@@ -160,6 +173,8 @@ def test_default_grid_is_60_benchmarks(pytester: pytest.Pytester) -> None:
          "*environment variable NETCOPY_ROUND_TIME='-1': expected a positive number*"),
         (["--netcopy-pin=sometimes"], "", {},
          "*--netcopy-pin='sometimes': expected one of auto, off*"),
+        ([], "netcopy_control = bare", {},
+         "*ini option netcopy_control*='bare': expected one of bare_send, none*"),
     ],
 )  # fmt: skip
 def test_bad_values_are_usage_errors_naming_option_value_and_expectation(
@@ -204,6 +219,7 @@ def test_help_lists_every_option_with_its_default(pytester: pytest.Pytester) -> 
         ("--netcopy-timeout=SECONDS", "Default: '60'"),
         ("--netcopy-pin=auto|off", "Default: 'auto'"),
         ("--netcopy-nodelay", "Default: 'false'"),
+        ("--netcopy-control=bare_send|none", "Default: 'bare_send'"),
     ]:
         assert option in text
         assert default in text[text.index(option) :][:400]
@@ -231,6 +247,19 @@ def test_nodelay_is_recorded(pytester: pytest.Pytester) -> None:
     data = json.loads((pytester.path / "out.json").read_text())
     assert data["benchmarks"][0]["extra_info"]["tcp_nodelay"] is True
     result.stdout.fnmatch_lines(["*Nagle off (TCP_NODELAY set)*"])
+
+
+def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-sizes=1024", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+        "--netcopy-control=none", "--benchmark-json=out.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    extra = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"]
+    assert "control" not in extra
+    assert "throughput_vs_control" not in extra and "cpu_vs_control" not in extra
+    assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "cpu_ns_per_byte"}
 
 
 def test_sink_is_stopped_when_the_session_ends(pytester: pytest.Pytester) -> None:
