@@ -101,13 +101,21 @@ def compare(base: Path, new: Path, rules: Sequence[Rule]) -> dict[int, dict[str,
     return {size: per_size(outcome, size) for size in SIZES}
 
 
+def _change(got: dict[str, Any], kind: str) -> float | None:
+    """The change of the first rule metric of a kind (throughput..., cpu...)."""
+    for metric, change in got["change"].items():
+        if metric.startswith(kind) and change is not None:
+            return float(change)
+    return None
+
+
 def _pct(values: list[float]) -> str:
     return f"{median(values):+.1%}" if values else "-"
 
 
 def summarize(pairs: list[dict[str, Any]], rules: Sequence[Rule], copies: int = 1) -> str:
-    headers = ["check", "size", "pairs", "gate failed", "on throughput", "on cpu ns/B",
-               "median change gbps", "median change cpu ns/B", "goal"]  # fmt: skip
+    headers = ["check", "size", "pairs", "gate failed", "on throughput", "on cpu",
+               "median change throughput", "median change cpu", "goal"]  # fmt: skip
     body = []
     for kind, label in (
         ("same", "false alarms (same code)"),
@@ -116,10 +124,10 @@ def summarize(pairs: list[dict[str, Any]], rules: Sequence[Rule], copies: int = 
         for size in SIZES:
             got = [p[kind][str(size)] for p in pairs]
             failed = sum(g["failed"] for g in got)
-            on_tp = sum("throughput_gbps" in g["metrics"] for g in got)
-            on_cpu = sum("cpu_ns_per_byte" in g["metrics"] for g in got)
-            tp = [c for g in got if (c := g["change"].get("throughput_gbps")) is not None]
-            cpu = [c for g in got if (c := g["change"].get("cpu_ns_per_byte")) is not None]
+            on_tp = sum(any(m.startswith("throughput") for m in g["metrics"]) for g in got)
+            on_cpu = sum(any(m.startswith("cpu") for m in g["metrics"]) for g in got)
+            tp = [c for g in got if (c := _change(g, "throughput")) is not None]
+            cpu = [c for g in got if (c := _change(g, "cpu")) is not None]
             if kind == "same":
                 met = failed <= MAX_FALSE_ALARMS
                 goal = f"<= {MAX_FALSE_ALARMS}: {'met' if met else 'MISSED'}"
@@ -138,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=20, help="pairs per check. Default: 20")
     parser.add_argument("--out", type=Path, help="write every pair's figures here (JSON)")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR",
+        help="keep the runs' pytest-benchmark JSON files in DIR (NN-a/b/c.json), "
+        "to compare them again later with other rules (netcopy compare --gate)",
+    )  # fmt: skip
     parser.add_argument(
         "--gate", metavar="RULES", default=None,
         help=f"gate rules. Default: {format_rules(DEFAULT_RULES)!r}".replace("%", "%%"),
@@ -159,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="netcopy-trust-") as tmp:
         work = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            work = args.keep
         for i in range(args.pairs):
             a, b, c = (work / f"{i:02d}-{n}.json" for n in "abc")
             run_sweep(a, slow=False, extra=args.pytest_args)

@@ -168,13 +168,19 @@ def format_rules(rules: Sequence[Rule]) -> str:
     return " ".join(str(rule) for rule in rules)
 
 
-#: Throughput and CPU cost per byte move by a few percent between rounds on a
-#: busy machine; 10% is well outside that noise and well inside the effects
-#: worth a failed build. Syscalls per message are counted once per benchmark
-#: (no rounds, so no test): +10% absorbs zero_copy's varying completion reaping
-#: and still catches an extra syscall per message (+100% for send/sendmsg).
+#: The figures relative to the control send (``*_vs_control``), not the
+#: absolute ones: on a shared or virtual machine the whole network path runs
+#: tens of percent faster or slower for seconds to minutes at a time, which
+#: moves absolute figures between two runs of the same code by more than a
+#: real regression of the send path; the control, measured in the rounds
+#: around each measured round, moves with it. 5% is clear of what is left
+#: (same code, back to back: mostly within 3%) and catches one more memcpy of
+#: a 64 KiB message (+7-9% here). Syscalls per message are counted once per
+#: benchmark (no rounds, so no test): +10% absorbs zero_copy's varying
+#: completion reaping and still catches an extra syscall per message (+100%
+#: for send/sendmsg). docs/gate.md has the measurements.
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
-    parse_rules("throughput_gbps:-10% cpu_ns_per_byte:+10% syscalls_per_message:+10%")
+    parse_rules("throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%")
 )
 
 

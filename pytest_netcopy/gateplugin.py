@@ -276,6 +276,36 @@ def resolve_gate(config: pytest.Config) -> GateSettings:
     )
 
 
+#: the figures that exist only in runs made with the control send
+CONTROL_FIGURES = ("throughput_vs_control", "cpu_vs_control", "control")
+
+
+def check_control(settings: GateSettings, control: str, control_source: str) -> None:
+    """A gate whose rules need the control send must have it on both sides (UsageError)."""
+    if not settings.enabled:
+        return
+    needs = sorted({r.metric for r in settings.rules if r.metric.split(".")[0] in CONTROL_FIGURES})
+    if not needs:
+        return
+    absolute = "--netcopy-gate='throughput_gbps:-10% cpu_ns_per_byte:+10%'"
+    if control == "none":
+        raise pytest.UsageError(
+            f"{control_source}='none': the gate rules ({settings.rules_source}) compare "
+            f"{', '.join(needs)}, which only a run with the control send has; leave the "
+            f"control on (bare_send), or gate on absolute figures, e.g. {absolute}"
+        )
+    baseline = settings.baseline
+    if baseline is not None and not any(
+        r.extra.get("throughput_vs_control") is not None for r in baseline.results
+    ):
+        raise pytest.UsageError(
+            f"the baseline {settings.baseline_path} has no control figures (made with "
+            f"--netcopy-control=none or by an older pytest-netcopy), so the gate rules "
+            f"({settings.rules_source}) on {', '.join(needs)} cannot compare anything: save a "
+            f"new baseline (--benchmark-save=NAME), or gate on absolute figures, e.g. {absolute}"
+        )
+
+
 def marker_rules(item: pytest.Item) -> tuple[Rule, ...] | None:
     """The rules of ``@pytest.mark.netcopy(gate=...)`` on an item; UsageError when bad."""
     marker = item.get_closest_marker("netcopy")
@@ -311,6 +341,7 @@ class GatePlugin:
         # xdist workers: the controller checked the options and does the comparing
         worker = hasattr(config, "workerinput")
         self.settings = GateSettings() if worker else resolve_gate(config)
+        check_control(self.settings, session.settings.control, session.settings.describe("control"))
         self._item_rules: dict[str, tuple[Rule, ...]] = {}
         #: benchmark key -> the marker's rules, from the items that ran
         self.overrides: dict[BenchmarkKey | str, tuple[Rule, ...]] = {}

@@ -143,6 +143,28 @@ def test_save_rerun_slower_build_and_two_sided(
     )
 
 
+def test_the_default_rules_catch_a_slower_send_path_relative_to_the_control(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    pytester.makepyfile(slow_build=EXTRA_COPY.read_text())
+    saved = pytester.runpytest_subprocess(*RUN, "--benchmark-json=base.json")
+    saved.assert_outcomes(passed=1)
+    monkeypatch.setenv("NETCOPY_EXTRA_COPIES", "64")
+    slow = pytester.runpytest_subprocess(
+        *RUN, "--netcopy-baseline=base.json", "-p", "slow_build", "--netcopy-gate"
+    )
+    text = slow.stdout.str()
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED, text
+    slow.stdout.fnmatch_lines(
+        ["netcopy gate: on; baseline base.json; rules throughput_vs_control:-5% "
+         "cpu_vs_control:+5% syscalls_per_message:+10% (default)"]
+    )  # fmt: skip
+    assert row(slow, "two_copy-65536B-1t", "throughput_vs_control").endswith("REGRESSION")
+    assert row(slow, "two_copy-65536B-1t", "cpu_vs_control").endswith("REGRESSION")
+    assert last_line(slow).startswith("netcopy gate: 2 regressions in two_copy-65536B-1t")
+
+
 def test_baseline_without_gate_reports_only_and_says_machines_differ(
     pytester: pytest.Pytester,
 ) -> None:
@@ -160,7 +182,7 @@ def test_baseline_without_gate_reports_only_and_says_machines_differ(
             "*netcopy comparison (report only): this session vs baseline *baseline.json*",
             "machines differ (a change may come from the machine, not the code):",
             "  kernel_release '6.1.0-21-amd64' (baseline) vs *",
-            "two_copy-4096B-1t  throughput_gbps *",
+            "two_copy-4096B-1t  throughput_vs_control *",
             "in the baseline only (not run now, not compared): one_copy-4096B-1t, "
             "zero_copy-65536B-2t",
             "report only: --netcopy-gate is off, so this comparison does not change the exit "
@@ -238,6 +260,15 @@ def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
          "out --netcopy-gate-strict-machine"),
         (["--netcopy-baseline=BASE"], "", {"NETCOPY_GATE_TWO_SIDED": "maybe"},
          "ERROR: environment variable NETCOPY_GATE_TWO_SIDED='maybe': expected true or false"),
+        (["--netcopy-baseline=BASE", "--netcopy-gate", "--netcopy-control=none"], "", {},
+         "ERROR: --netcopy-control='none': the gate rules (default) compare cpu_vs_control, "
+         "throughput_vs_control, which only a run with the control send has; leave the control "
+         "on (bare_send), or gate on absolute figures, e.g. --netcopy-gate='throughput_gbps:-10% "
+         "cpu_ns_per_byte:+10%'"),
+        (["--netcopy-baseline=OLD", "--netcopy-gate"], "", {},
+         "ERROR: the baseline *real_run.json has no control figures (made with "
+         "--netcopy-control=none or by an older pytest-netcopy), so the gate rules (default) on "
+         "cpu_vs_control, throughput_vs_control cannot compare anything: save a new baseline*"),
     ],
 )  # fmt: skip
 def test_bad_gate_options_are_usage_errors_before_anything_runs(
@@ -253,6 +284,7 @@ def test_bad_gate_options_are_usage_errors_before_anything_runs(
         "TRUNCATED": DATA / "truncated.json",
         "FOREIGN": DATA / "foreign.json",
         "DIR": DATA,
+        "OLD": DATA.parent / "runs" / "real_run.json",  # made before the control send
     }
     for key, path in files.items():
         args = [a.replace(key, str(path)) for a in args]
@@ -328,7 +360,7 @@ def test_help_lists_the_gate_options_with_their_defaults(pytester: pytest.Pytest
     ]:
         assert option in text, option
         assert default in text[text.index(option) :][:900], option
-    assert "throughput_gbps:-10% cpu_ns_per_byte:+10% syscalls_per_message:+10%" in text
+    assert "throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%" in text
 
 
 # ---------------------------------------------------------------------------
