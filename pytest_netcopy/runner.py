@@ -289,12 +289,8 @@ class Netcopy:
 
         def control_round() -> None:
             if "control" in state:
-                control, counters, count = (
-                    state["control"],
-                    state["control_counters"],
-                    state["count"],
-                )
-                control_rounds.append(counters.run(lambda: control.run_round(count)))
+                pool, counters, count = state["pool"], state["control"], state["count"]
+                control_rounds.append(counters.run(lambda: pool.run_round(count, control=True)))
 
         def before_round() -> None:
             # pedantic's setup, untimed: the control round before each measured
@@ -302,37 +298,30 @@ class Netcopy:
             # warms up (inside pedantic, so pytest-benchmark knows the fixture
             # was used even when this fails)
             if "pool" not in state:
-                open_pools()
+                open_pool()
             control_round()
 
-        def open_pools() -> None:
+        def open_pool() -> None:
+            with_control = settings.control != "none"
             pool = stack.enter_context(
                 SenderPool(
                     sink, mode_obj, size, threads,
                     timeout=settings.timeout, nodelay=settings.nodelay,
                     congestion=settings.congestion,
                     cpus=placement.sender_cpus if placement.pinned else (),
+                    control=BareSend() if with_control else None,
                 )
             )  # fmt: skip
             state["counters"] = stack.enter_context(RoundCounters(pool, settings.counters))
-            state["count"] = calibrate(pool, settings.round_time, size)
-            for _ in range(settings.warmup_rounds):
-                pool.run_round(state["count"])
-            if settings.control != "none":
-                control = stack.enter_context(
-                    SenderPool(
-                        sink, BareSend(), size, threads,
-                        timeout=settings.timeout, nodelay=settings.nodelay,
-                        congestion=settings.congestion,
-                        cpus=placement.sender_cpus if placement.pinned else (),
-                    )
-                )  # fmt: skip
-                # task-clock only: the ratio needs CPU time, not the other events
+            if with_control:
+                # its own task-clock events on the same threads, on in control rounds only
                 events = [e for e in settings.counters if e == "task-clock"]
-                state["control_counters"] = stack.enter_context(RoundCounters(control, events))
-                for _ in range(settings.warmup_rounds):
-                    control.run_round(state["count"])
-                state["control"] = control
+                state["control"] = stack.enter_context(RoundCounters(pool, events))
+            state["count"] = count = calibrate(pool, settings.round_time, size)
+            for _ in range(settings.warmup_rounds):
+                pool.run_round(count)
+                if with_control:
+                    pool.run_round(count, control=True)
             state["before"] = [s.stats() for s in pool.senders]
             state["pool"] = pool
 
@@ -356,8 +345,6 @@ class Netcopy:
                 if settings.counters:
                     state["syscalls"] = syscall_pass(state["pool"], state["count"])
                 state["pool"].finish_stream()
-                if "control" in state:
-                    state["control"].finish_stream()
         except ModeUnsupported as exc:
             skip_reason = str(exc)
         except IntegrityError as exc:
@@ -393,7 +380,7 @@ class Netcopy:
             info["rounds"]["cpu_ns_per_byte"] = per_round
         info.update(figures)
         if "control" in state:
-            control_per_round = state["control_counters"].per_round
+            control_per_round = state["control"].per_round
             control_cpu = (
                 per_round_cpu_ns_per_byte(control_per_round, info["bytes_per_round"])
                 if control_per_round

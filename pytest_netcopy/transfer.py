@@ -320,8 +320,10 @@ class SenderPool:
         nodelay: bool = False,
         congestion: str = "system",
         cpus: Sequence[int] = (),
+        control: Mode | None = None,
     ) -> None:
         self.sink = sink
+        self.control = control
         self.congestion = congestion
         self.congestion_used = ""
         self.mode = mode
@@ -334,6 +336,9 @@ class SenderPool:
         self.conn_ids: list[int] = []
         self.sink_tids: list[int] = []
         self.senders: list[Sender] = []
+        #: the control mode's senders, on the same connections (same wire format)
+        self.control_senders: list[Sender] = []
+        self._use_control = False
         self.tids: list[int] = [0] * threads
         self._threads: list[threading.Thread] = []
         self._start = threading.Barrier(threads + 1)
@@ -369,6 +374,10 @@ class SenderPool:
             sender = self.mode.sender(sock, conn_id, self.size)
             sender.timeout = self.timeout
             self.senders.append(sender)
+            if self.control is not None:
+                other = self.control.sender(sock, conn_id, self.size)
+                other.timeout = self.timeout
+                self.control_senders.append(other)
         ready = threading.Barrier(self.nthreads + 1)
         for i in range(self.nthreads):
             t = threading.Thread(
@@ -396,7 +405,6 @@ class SenderPool:
         except threading.BrokenBarrierError:
             return
         sock = self.socks[i]
-        sender = self.senders[i]
         while True:
             try:
                 self._start.wait()
@@ -404,6 +412,7 @@ class SenderPool:
                 return
             if self._stop:
                 return
+            sender = self.control_senders[i] if self._use_control else self.senders[i]
             try:
                 count = self._count
                 sock.sendall(wire.ROUND.pack(wire.ROUND_MAGIC, self._round_no, count))
@@ -422,8 +431,15 @@ class SenderPool:
             except threading.BrokenBarrierError:
                 return
 
-    def run_round(self, count: int) -> RoundResult:
-        """One round: every thread sends ``count`` messages; ends when all are acked."""
+    def run_round(self, count: int, *, control: bool = False) -> RoundResult:
+        """One round: every thread sends ``count`` messages; ends when all are acked.
+
+        ``control=True``: the pool's control mode sends them instead, on the
+        same connections and threads, continuing the same sequence numbers.
+        """
+        if control and self.control is None:
+            raise ValueError("this pool has no control mode")
+        self._use_control = control
         self._count = count
         self._round_no += 1
         self._errors = [None] * self.nthreads
@@ -483,7 +499,8 @@ class SenderPool:
 
     def _describe_end(self, conn: int, status: int, extra: int) -> str:
         return (
-            f"payload stream broken ({self.mode.name}, {self.size} B, {self.nthreads} threads): "
+            f"payload stream broken ({self._round_mode()}, {self.size} B, "
+            f"{self.nthreads} threads): "
             f"connection {conn}: {wire.END_TEXT.get(status, f'status {status}')} "
             f"({extra} bytes)"
         )
@@ -514,10 +531,16 @@ class SenderPool:
             if ended[1] != wire.END_CLEAN:
                 raise IntegrityError(self._describe_end(conn, ended[1], ended[2]))
 
+    def _round_mode(self) -> str:
+        """The name of the mode that sent the last round (the control's, in a control round)."""
+        if self._use_control and self.control is not None:
+            return f"{self.control.name}, the control of {self.mode.name}"
+        return self.mode.name
+
     def _describe_bad(self, conn: int, ack: Ack) -> str:
         fs = self.size // wire.FIELDS
         return (
-            f"payload corrupted ({self.mode.name}, {self.size} B, {self.nthreads} threads): "
+            f"payload corrupted ({self._round_mode()}, {self.size} B, {self.nthreads} threads): "
             f"connection {conn}, message sequence number {ack.bad_seq}, offset {ack.bad_offset} "
             f"(field {ack.bad_offset // fs}, byte {ack.bad_offset % fs}): "
             f"expected 0x{ack.expected:02x}, received 0x{ack.received:02x}"
@@ -571,9 +594,10 @@ class SenderPool:
 
     def close(self) -> None:
         self.close_threads()
-        for sender in self.senders:
+        for sender in [*self.senders, *self.control_senders]:
             sender.close()
         self.senders = []
+        self.control_senders = []
         for sock in self.socks:
             sock.close()
         self.socks = []

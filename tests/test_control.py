@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import pytest_netcopy.sink as sink
 from pytest_netcopy.modes import BareSend, builtin_registry
 from pytest_netcopy.runner import control_figures
-from pytest_netcopy.transfer import RoundResult
+from pytest_netcopy.transfer import RoundResult, SenderPool, SinkProcess
 
 SIZE = 4096
 
@@ -141,3 +141,38 @@ def test_a_machine_speed_shared_by_both_cancels_out(machine: list[float], cost: 
         if len({speeds[j] for j in range(max(0, i - 1), min(i + 3, n + 1))}) == 1:
             assert out["rounds"]["throughput_vs_control"][i] == pytest.approx(1 / cost)
             assert out["rounds"]["cpu_vs_control"][i] == pytest.approx(cost)
+
+
+@pytest.mark.parametrize("mode", ["two_copy", "one_copy", "zero_copy"])
+def test_control_rounds_share_the_connections_and_the_sequence(mode: str) -> None:
+    """Measured and control rounds alternate on the same sockets; the sink checks every
+    byte and that the stamps run on without a gap, to a clean end."""
+    sink = SinkProcess(timeout=20)
+    sink.ensure_running()
+    try:
+        with SenderPool(
+            sink, builtin_registry().get(mode), SIZE, 2, timeout=20, control=BareSend()
+        ) as pool:
+            for control in (False, True, False, True, True):
+                result = pool.run_round(50, control=control)
+                assert result.verified_bytes == 2 * 50 * SIZE
+                assert all(ack.ok for ack in result.acks)
+            assert len(pool.socks) == 2  # no connections of its own
+            if mode == "zero_copy":  # the 3 control rounds did not go through zero_copy
+                assert all(s.stats() == {**s.stats(), "sends": 100} for s in pool.senders)
+            pool.finish_stream()  # raises unless both streams ended cleanly
+    finally:
+        sink.close()
+
+
+def test_a_pool_without_a_control_refuses_a_control_round() -> None:
+    sink = SinkProcess(timeout=20)
+    sink.ensure_running()
+    try:
+        with SenderPool(sink, builtin_registry().get("two_copy"), SIZE, 1, timeout=20) as pool:
+            with pytest.raises(ValueError, match="no control mode"):
+                pool.run_round(10, control=True)
+            pool.run_round(10)
+            pool.finish_stream()
+    finally:
+        sink.close()
