@@ -8,6 +8,7 @@ import re
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _support import FAST, SWEEP
@@ -237,26 +238,26 @@ def test_benchmarks_refuse_to_run_under_xdist(pytester: pytest.Pytester) -> None
     assert "INTERNALERROR" not in result.stdout.str()
 
 
-def test_nodelay_is_recorded(pytester: pytest.Pytester) -> None:
+def run_one(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """One 1 KiB two_copy benchmark with extra options: the run and its extra_info."""
     pytester.makepyfile(test_sweep=SWEEP)
     result = pytester.runpytest_subprocess(
         *FAST, "--netcopy-sizes=1024", "--netcopy-threads=1", "--netcopy-modes=two_copy",
-        "--netcopy-nodelay", "--benchmark-json=out.json",
+        *args, "--benchmark-json=out.json",
     )  # fmt: skip
     result.assert_outcomes(passed=1)
     data = json.loads((pytester.path / "out.json").read_text())
-    assert data["benchmarks"][0]["extra_info"]["tcp_nodelay"] is True
+    return result, data["benchmarks"][0]["extra_info"]
+
+
+def test_nodelay_is_recorded(pytester: pytest.Pytester) -> None:
+    result, extra = run_one(pytester, "--netcopy-nodelay")
+    assert extra["tcp_nodelay"] is True
     result.stdout.fnmatch_lines(["*Nagle off (TCP_NODELAY set)*"])
 
 
 def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_sweep=SWEEP)
-    result = pytester.runpytest_subprocess(
-        *FAST, "--netcopy-sizes=1024", "--netcopy-threads=1", "--netcopy-modes=two_copy",
-        "--netcopy-control=none", "--benchmark-json=out.json",
-    )  # fmt: skip
-    result.assert_outcomes(passed=1)
-    extra = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"]
+    _, extra = run_one(pytester, "--netcopy-control=none")
     assert "control" not in extra
     assert "throughput_vs_control" not in extra and "cpu_vs_control" not in extra
     assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "cpu_ns_per_byte"}
