@@ -18,10 +18,13 @@ from tabulate import tabulate_formats
 
 from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
 from pytest_netcopy.gate import (
+    ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
     MachineMismatch,
     compare_runs,
+    control_metrics,
     format_rules,
+    has_control,
     parse_rules,
 )
 from pytest_netcopy.runs import load_run
@@ -113,6 +116,15 @@ def run(args: argparse.Namespace) -> int:
             return _error(f"{label} {exc}")
     base_path, new_path = paths
     baseline, current = load_run(base_path), load_run(new_path)
+    needs = control_metrics(rules)
+    for path, run_ in ((base_path, baseline), (new_path, current)):
+        if needs and not has_control(run_):
+            source = "the default rules" if args.gate is None else "the --gate rules"
+            return _error(
+                f"{path} has no control figures (made with --netcopy-control=none or by an "
+                f"older pytest-netcopy), so {source} on {', '.join(needs)} cannot compare it; "
+                f"give rules on absolute figures, e.g. --gate '{ABSOLUTE_RULES_EXAMPLE}'"
+            )
     try:
         outcome = compare_runs(
             baseline,

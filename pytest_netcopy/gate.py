@@ -27,6 +27,8 @@ from tabulate import tabulate
 from pytest_netcopy.runs import Result, Run
 
 __all__ = [
+    "ABSOLUTE_RULES_EXAMPLE",
+    "CONTROL_FIGURES",
     "DEFAULT_ALPHA",
     "DEFAULT_RULES",
     "IMPROVEMENT",
@@ -42,7 +44,9 @@ __all__ = [
     "Rule",
     "benchmark_id",
     "compare_runs",
+    "control_metrics",
     "format_rules",
+    "has_control",
     "machine_differences",
     "mann_whitney_u",
     "metric_value",
@@ -182,6 +186,23 @@ def format_rules(rules: Sequence[Rule]) -> str:
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
     parse_rules("throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%")
 )
+
+
+#: the figures only a run made with the control send has (--netcopy-control)
+CONTROL_FIGURES = ("throughput_vs_control", "cpu_vs_control", "control")
+
+#: what to suggest when the control figures are missing
+ABSOLUTE_RULES_EXAMPLE = "throughput_gbps:-10% cpu_ns_per_byte:+10% syscalls_per_message:+10%"
+
+
+def control_metrics(rules: Sequence[Rule]) -> list[str]:
+    """The metrics of ``rules`` that need the control send, sorted."""
+    return sorted({r.metric for r in rules if r.metric.split(".")[0] in CONTROL_FIGURES})
+
+
+def has_control(run: Run) -> bool:
+    """Whether any benchmark of the run has the control figures."""
+    return any(r.extra.get("throughput_vs_control") is not None for r in run.results)
 
 
 # ---------------------------------------------------------------------------

@@ -31,12 +31,15 @@ import pytest
 
 from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
 from pytest_netcopy.gate import (
+    ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
     GateOutcome,
     MachineMismatch,
     Rule,
     compare_runs,
+    control_metrics,
     format_rules,
+    has_control,
     machine_differences,
     parse_rules,
 )
@@ -276,28 +279,23 @@ def resolve_gate(config: pytest.Config) -> GateSettings:
     )
 
 
-#: the figures that exist only in runs made with the control send
-CONTROL_FIGURES = ("throughput_vs_control", "cpu_vs_control", "control")
-
-
 def check_control(settings: GateSettings, control: str, control_source: str) -> None:
     """A gate whose rules need the control send must have it on both sides (UsageError)."""
     if not settings.enabled:
         return
-    needs = sorted({r.metric for r in settings.rules if r.metric.split(".")[0] in CONTROL_FIGURES})
+    needs = control_metrics(settings.rules)
     if not needs:
         return
-    absolute = "--netcopy-gate='throughput_gbps:-10% cpu_ns_per_byte:+10%'"
+    absolute = f"--netcopy-gate='{ABSOLUTE_RULES_EXAMPLE}'"
     if control == "none":
         raise pytest.UsageError(
             f"{control_source}='none': the gate rules ({settings.rules_source}) compare "
             f"{', '.join(needs)}, which only a run with the control send has; leave the "
-            f"control on (bare_send), or gate on absolute figures, e.g. {absolute}"
+            f"control on (bare_send), gate on absolute figures, e.g. {absolute}, or turn "
+            "the gate off for this run (--netcopy-gate=off)"
         )
     baseline = settings.baseline
-    if baseline is not None and not any(
-        r.extra.get("throughput_vs_control") is not None for r in baseline.results
-    ):
+    if baseline is not None and not has_control(baseline):
         raise pytest.UsageError(
             f"the baseline {settings.baseline_path} has no control figures (made with "
             f"--netcopy-control=none or by an older pytest-netcopy), so the gate rules "

@@ -196,9 +196,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("recv_buffer", _recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
          "size of the sink's fixed recv_into buffer"),
     Spec("control", _choice("bare_send", "none"), "bare_send", "bare_send|none",
-         "a control send (the message already one buffer: stamp it, sendall) measured in the "
-         "round before every measured round; the *_vs_control figures divide by it, so what "
-         "the machine is doing at the time cancels out. none: no control (about half the time)"),
+         "a control send (the message already one buffer: stamp it, sendall) measured on the "
+         "same connections around every measured round; the *_vs_control figures divide by "
+         "it, so what the machine is doing at the time cancels out. none: no control (about "
+         "a quarter less time)"),
 )  # fmt: skip
 
 

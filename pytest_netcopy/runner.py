@@ -82,11 +82,14 @@ class RunResult:
         return self.extra_info[key]
 
 
-def calibrate(pool: SenderPool, target: float, size: int) -> int:
-    """Messages per connection so that one round lasts at least ``target`` seconds."""
+def calibrate(pool: SenderPool, target: float, size: int, *, control: bool = False) -> int:
+    """Messages per connection so that one round lasts at least ``target`` seconds.
+
+    ``control=True`` calibrates the pool's control rounds instead.
+    """
     n = max(8, math.ceil(CALIBRATION_START_BYTES / size))
     for _ in range(CALIBRATION_STEPS):
-        seconds = pool.run_round(n).seconds
+        seconds = pool.run_round(n, control=control).seconds
         if seconds >= target:
             return n
         n = math.ceil(n * min(64.0, 1.2 * target / max(seconds, 1e-6)))
@@ -159,7 +162,6 @@ def control_figures(
     cpu: list[float | None] | None,
     control_rounds: list[RoundResult],
     control_cpu: list[float | None] | None,
-    bytes_per_round: int,
 ) -> dict[str, Any]:
     """The control part of extra_info: the control's own figures and the ratios to it.
 
@@ -178,7 +180,7 @@ def control_figures(
         )
 
     def gbps(r: RoundResult) -> float:
-        return bytes_per_round * 8 / r.seconds / 1e9
+        return r.bytes * 8 / r.seconds / 1e9
 
     def nearby(values: Sequence[float | None], i: int) -> float | None:
         known = [v for v in values[max(0, i - 1) : i + 3] if v is not None]
@@ -200,6 +202,7 @@ def control_figures(
 
     control: dict[str, Any] = {
         "mode": BareSend.name,
+        "messages_per_round": control_rounds[0].messages,
         "throughput_gbps": statistics.median(control_gbps),
         "cpu_ns_per_byte": med(control_cpu),
         "verified_bytes": sum(r.verified_bytes for r in control_rounds),
@@ -289,7 +292,7 @@ class Netcopy:
 
         def control_round() -> None:
             if "control" in state:
-                pool, counters, count = state["pool"], state["control"], state["count"]
+                pool, counters, count = state["pool"], state["control"], state["control_count"]
                 control_rounds.append(counters.run(lambda: pool.run_round(count, control=True)))
 
         def before_round() -> None:
@@ -318,10 +321,16 @@ class Netcopy:
                 events = [e for e in settings.counters if e == "task-clock"]
                 state["control"] = stack.enter_context(RoundCounters(pool, events))
             state["count"] = count = calibrate(pool, settings.round_time, size)
+            if with_control:
+                # calibrated on its own, so a control round lasts about as long as the
+                # mode's however much faster it is; never fewer messages than the mode
+                # sends (one preempted calibration round must not leave it a few messages)
+                own = calibrate(pool, settings.round_time, size, control=True)
+                state["control_count"] = max(own, count)
             for _ in range(settings.warmup_rounds):
                 pool.run_round(count)
                 if with_control:
-                    pool.run_round(count, control=True)
+                    pool.run_round(state["control_count"], control=True)
             state["before"] = [s.stats() for s in pool.senders]
             state["pool"] = pool
 
@@ -382,13 +391,11 @@ class Netcopy:
         if "control" in state:
             control_per_round = state["control"].per_round
             control_cpu = (
-                per_round_cpu_ns_per_byte(control_per_round, info["bytes_per_round"])
+                per_round_cpu_ns_per_byte(control_per_round, control_rounds[0].bytes)
                 if control_per_round
                 else None
             )
-            extra = control_figures(
-                rounds, per_round, control_rounds, control_cpu, info["bytes_per_round"]
-            )
+            extra = control_figures(rounds, per_round, control_rounds, control_cpu)
             info["rounds"].update(extra.pop("rounds"))
             info.update(extra)
         hint = state["counters"].fallback_hint()

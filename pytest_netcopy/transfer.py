@@ -339,6 +339,8 @@ class SenderPool:
         #: the control mode's senders, on the same connections (same wire format)
         self.control_senders: list[Sender] = []
         self._use_control = False
+        #: which mode sent each round (a broken stream may come from the round before)
+        self._sent_by: list[str] = []
         self.tids: list[int] = [0] * threads
         self._threads: list[threading.Thread] = []
         self._start = threading.Barrier(threads + 1)
@@ -442,6 +444,7 @@ class SenderPool:
         self._use_control = control
         self._count = count
         self._round_no += 1
+        self._sent_by.append(self._round_mode())
         self._errors = [None] * self.nthreads
         waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
         acks: list[Ack | None] = [None] * self.nthreads
@@ -457,7 +460,7 @@ class SenderPool:
                         break  # a sender failed: its ack will never come
                     if time.monotonic() > deadline:
                         raise TransferError(
-                            f"round {self._round_no}: no ack from the sink for connection(s) "
+                            f"{self._round_name()}: no ack from the sink for connection(s) "
                             f"{sorted(waiting)} within {self.timeout:g} s"
                         )
                     continue
@@ -474,7 +477,7 @@ class SenderPool:
             self._done.wait(timeout=self.timeout)
         except threading.BrokenBarrierError:
             self._abort()
-            raise TransferError(self._explain(f"round {self._round_no} did not finish")) from None
+            raise TransferError(self._explain(f"{self._round_name()} did not finish")) from None
         except IntegrityError:
             self._abort()
             raise
@@ -484,7 +487,7 @@ class SenderPool:
         self._seq += count
         if any(self._errors):
             self._abort()
-            raise TransferError(self._explain(f"round {self._round_no} failed"))
+            raise TransferError(self._explain(f"{self._round_name()} failed"))
         for i, ack in enumerate(acks):
             if ack is not None and not ack.ok:
                 raise IntegrityError(self._describe_bad(i, ack))
@@ -498,12 +501,18 @@ class SenderPool:
         )
 
     def _describe_end(self, conn: int, status: int, extra: int) -> str:
-        return (
-            f"payload stream broken ({self._round_mode()}, {self.size} B, "
-            f"{self.nthreads} threads): "
-            f"connection {conn}: {wire.END_TEXT.get(status, f'status {status}')} "
-            f"({extra} bytes)"
+        text = (
+            f"payload stream broken ({self.mode.name}, {self.size} B, {self.nthreads} threads): "
+            f"connection {conn}: {wire.END_TEXT.get(status, f'status {status}')} ({extra} bytes)"
         )
+        if self.control is not None and self._sent_by:
+            # the bytes at fault may be the previous round's: say who sent both
+            last = self._sent_by[-2:]
+            rounds = range(self._round_no - len(last) + 1, self._round_no + 1)
+            text += "; the last rounds were sent by " + ", ".join(
+                f"round {n}: {name}" for n, name in zip(rounds, last, strict=True)
+            )
+        return text
 
     def finish_stream(self) -> None:
         """After the last round: close the send side and wait for the sink's verdict.
@@ -532,10 +541,16 @@ class SenderPool:
                 raise IntegrityError(self._describe_end(conn, ended[1], ended[2]))
 
     def _round_mode(self) -> str:
-        """The name of the mode that sent the last round (the control's, in a control round)."""
+        """The name of the mode that sends this round (the control's, in a control round)."""
         if self._use_control and self.control is not None:
             return f"{self.control.name}, the control of {self.mode.name}"
         return self.mode.name
+
+    def _round_name(self) -> str:
+        """``round 3`` or ``round 3 (bare_send, the control of two_copy)``."""
+        if self._use_control and self.control is not None:
+            return f"round {self._round_no} ({self._round_mode()})"
+        return f"round {self._round_no}"
 
     def _describe_bad(self, conn: int, ack: Ack) -> str:
         fs = self.size // wire.FIELDS

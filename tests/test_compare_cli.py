@@ -97,6 +97,22 @@ def test_another_machine_is_said_above_the_table(
     assert lines[-1] == "netcopy gate: no regression in 2 benchmarks (4 not comparable)"
 
 
+def test_runs_without_the_control_are_refused_by_rules_that_need_it(
+    netcopy: Main, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = str(DATA.parent / "runs" / "real_run.json")  # made before the control send
+    assert compare(netcopy, str(DATA / "baseline.json"), old) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"netcopy compare: error: {old} has no control figures (made with "
+        "--netcopy-control=none or by an older pytest-netcopy), so the default rules on "
+        "cpu_vs_control, throughput_vs_control cannot compare it; give rules on absolute "
+        "figures, e.g. --gate 'throughput_gbps:-10% cpu_ns_per_byte:+10% "
+        "syscalls_per_message:+10%'"
+    )
+    assert compare(netcopy, old, old, "--gate", "throughput_gbps:-10%") == 0
+
+
 def test_strict_machine_refuses(netcopy: Main, capsys: pytest.CaptureFixture[str]) -> None:
     code = compare(netcopy, DATA / "baseline.json", DATA / "other_machine.json", "--strict-machine")
     assert code == 2

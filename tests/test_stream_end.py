@@ -92,3 +92,45 @@ def test_message_copies_are_independent() -> None:
     assert all(a is not b for a, b in zip(m.fields, c.fields, strict=True))
     m.release()
     c.release()
+
+
+def test_bytes_before_a_control_round_name_both_rounds(sink_process: SinkProcess) -> None:
+    """The surplus comes from the measured round; the sink notices it in the control
+    round after it: the message must not pin it on the control alone."""
+    from pytest_netcopy.modes import BareSend
+
+    with SenderPool(sink_process, Surplus(), 1024, 1, timeout=10, control=BareSend()) as pool:
+        pool.senders[0].extra = True  # type: ignore[attr-defined]
+        pool.run_round(50)
+        with pytest.raises(IntegrityError) as info:
+            pool.run_round(50, control=True)
+    text = str(info.value)
+    assert text.startswith("payload stream broken (surplus, 1024 B, 1 threads)")
+    assert (
+        "the last rounds were sent by round 1: surplus, round 2: bare_send, the control of surplus"
+        in text
+    )
+
+
+class _Failing(Sender):
+    def send(self, first: int, count: int) -> None:
+        raise OSError("the control's sender broke")
+
+
+class FailingControl(Mode):
+    name = "failing"
+
+    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
+        return _Failing()
+
+
+def test_a_failed_control_round_says_it_was_the_control(sink_process: SinkProcess) -> None:
+    from pytest_netcopy.transfer import TransferError
+
+    with SenderPool(sink_process, Surplus(), 1024, 1, timeout=10, control=FailingControl()) as pool:
+        pool.run_round(20)
+        with pytest.raises(TransferError) as info:
+            pool.run_round(20, control=True)
+    text = str(info.value)
+    assert text.startswith("round 2 (failing, the control of surplus) failed:")
+    assert "OSError: the control's sender broke" in text

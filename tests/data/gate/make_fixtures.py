@@ -105,7 +105,8 @@ def bench(mode, size, threads, gbps, cpu, syscalls, zc=None, control=None):
             RoundResult(seconds=bpr * 8 / (g * 1e9), messages=mpr, bytes=bpr, acks=[])
             for g in ctl_gbps
         ]
-        figures = control_figures(rr, cpu, cr, ctl_cpu, bpr)
+        figures = control_figures(rr, cpu, cr, ctl_cpu)
+        figures["control"]["verified_bytes"] = sum(r.bytes for r in cr)  # no acks here
         extra["rounds"].update(
             {
                 k: [None if v is None else round(v, 5) for v in vs] if vs is not None else None
