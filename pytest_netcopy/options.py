@@ -199,7 +199,7 @@ SPECS: tuple[Spec, ...] = (
          "a control send (the message already one buffer: stamp it, sendall) measured on the "
          "same connections around every measured round; the *_vs_control figures divide by "
          "it, so what the machine is doing at the time cancels out. none: no control (about "
-         "a quarter less time)"),
+         "40% less time)"),
 )  # fmt: skip
 
 
