@@ -228,6 +228,7 @@ def add_spec(parser: pytest.Parser, spec: Spec) -> None:
     """Add one option (CLI and ini) to the netcopy group."""
     group = parser.getgroup("netcopy", "pytest-netcopy: benchmark Linux send paths")
     help_text = f"{spec.help}. Default: {spec.default!r} (ini: {spec.ini}, env: {spec.env})."
+    help_text = help_text.replace("%", "%%")  # argparse formats help with %
     if spec.flag:
         group.addoption(
             spec.cli, action="store_const", const="true", default=None,
