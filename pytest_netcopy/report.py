@@ -45,6 +45,13 @@ INPUT_HELP = (
 )
 
 
+def crossovers_title(results: list[Any]) -> str:
+    """Where the crossovers come from (tables.comparable_speeds)."""
+    if any(r.get("throughput_vs_control") is not None for r in results):
+        return "Crossovers (measured sizes, median-round throughput against the control)"
+    return "Crossovers (measured sizes, median-round throughput)"
+
+
 def register(subparsers: Any) -> None:
     """Add the ``report``, ``csv`` and ``plot`` subcommands to ``netcopy``'s subparsers."""
     report = subparsers.add_parser(
@@ -328,7 +335,7 @@ def render_report(
         doc.legend(table_legend(results, counters=counters))
         lines = render_crossovers(crossovers(results)).splitlines()
         if lines:
-            doc.section("Crossovers (measured sizes, median-round throughput)")
+            doc.section(crossovers_title(results))
             doc.items(lines)
         notes = _notes(results)
     else:
@@ -343,7 +350,7 @@ def render_report(
         doc.block(runs_table(labelled, fmt=fmt, counters=counters, legend=False))
         everything = [r for results in extras for r in results]
         doc.legend(table_legend(everything, counters=counters, several_runs=True))
-        doc.section("Crossovers (measured sizes, median-round throughput)")
+        doc.section(crossovers_title(everything))
         for n, results in enumerate(extras, 1):
             lines = render_crossovers(crossovers(results)).splitlines()
             doc.items([f"run {n}, {line}" for line in lines] or [f"run {n}: nothing to compare"])

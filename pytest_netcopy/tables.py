@@ -107,13 +107,35 @@ def index_results(results: Iterable[Extra]) -> dict[tuple[int, int], dict[str, E
     return dict(sorted(table.items()))
 
 
+def comparable_speeds(by_mode: Mapping[str, Extra]) -> dict[str, float]:
+    """Per mode of one size and thread count, the figure to rank the modes by.
+
+    ``throughput_vs_control`` where every mode with a throughput has it: each
+    mode ran against the same control send at its own time, so a change of the
+    machine's speed between two benchmarks cancels out (one_copy measured in a
+    fast spell and two_copy in a slow one would otherwise look 40% apart).
+    Else ``throughput_gbps``.
+    """
+    gbps: dict[str, float] = {}
+    ratios: dict[str, float] = {}
+    for mode, extra in by_mode.items():
+        value = as_float(extra.get("throughput_gbps"))
+        if value is None:
+            continue
+        gbps[mode] = value
+        ratio = as_float(extra.get("throughput_vs_control"))
+        if ratio is not None:
+            ratios[mode] = ratio
+    return ratios if gbps and len(ratios) == len(gbps) else gbps
+
+
 def fastest_mode(by_mode: Mapping[str, Extra]) -> str | None:
-    """The mode with the highest throughput_gbps (ties: the first in display order)."""
+    """The fastest mode by :func:`comparable_speeds` (ties: the first in display order)."""
+    speeds = comparable_speeds(by_mode)
     best: tuple[float, str] | None = None
-    for mode in order_modes(by_mode):
-        gbps = as_float(by_mode[mode].get("throughput_gbps"))
-        if gbps is not None and (best is None or gbps > best[0]):
-            best = (gbps, mode)
+    for mode in order_modes(speeds):
+        if best is None or speeds[mode] > best[0]:
+            best = (speeds[mode], mode)
     return None if best is None else best[1]
 
 
@@ -203,6 +225,7 @@ BASE_METRICS = (
     Metric("ns per message", _key("ns_per_message"), fmt_ns),
 )
 COPIED = Metric("zero-copy copied %", _copied_pct, lambda v: f"{v:.1f}", change="points")
+VS_CONTROL = Metric("Gbps vs control", _key("throughput_vs_control"), lambda v: f"{v:.2f}")
 INTEGRITY = Metric("integrity", integrity_ok, _show_integrity, change="text")
 COUNTER_METRICS = (
     Metric(
@@ -257,6 +280,8 @@ def select_metrics(
 ) -> tuple[list[Metric], list[str]]:
     """The metric lines to show, and notes about counter lines left out (auto mode)."""
     metrics = list(BASE_METRICS)
+    if any(VS_CONTROL.get(r) is not None for r in results):
+        metrics.append(VS_CONTROL)
     if any(isinstance(r.get("zerocopy"), Mapping) or r.get("mode") == "zero_copy" for r in results):
         metrics.append(COPIED)
     metrics.append(INTEGRITY)
@@ -326,9 +351,17 @@ def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool)
         ]
     else:
         lines = [
-            f"{FASTEST_MARK} fastest mode of the row (highest Gbps, all connections together)."
+            f"{FASTEST_MARK} fastest mode of the row (highest Gbps vs control where every mode "
+            "has it, else highest Gbps; all connections together)."
+            if VS_CONTROL in metrics
+            else f"{FASTEST_MARK} fastest mode of the row (highest Gbps, all connections together)."
         ]
     lines.append("ns per message = median round time / messages: inverse throughput, not latency.")
+    if VS_CONTROL in metrics:
+        lines.append(
+            "Gbps vs control = Gbps / the control send's (bare_send: one prepared buffer, "
+            "sendall) in the rounds around it, same connections (median of the rounds)."
+        )
     if COPIED in metrics:
         lines.append(
             "zero-copy copied % = completions the kernel served by copying "
@@ -482,7 +515,7 @@ class Crossover:
     challenger: str
     incumbent: str
     sizes: tuple[int, ...]  #: sizes both were measured at, ascending
-    ahead: tuple[bool, ...]  #: challenger strictly faster (throughput_gbps) at each size
+    ahead: tuple[bool, ...]  #: challenger strictly faster (comparable_speeds) at each size
 
     @property
     def first_ahead(self) -> int | None:
@@ -529,10 +562,6 @@ class Crossover:
         return f"{ch} overtakes {inc} at {stays} B (also ahead at {earlier} B, behind in between)"
 
 
-def _gbps(extra: Extra | None) -> float | None:
-    return None if extra is None else as_float(extra.get("throughput_gbps"))
-
-
 def _crossover(
     threads: int, challenger: str, incumbent: str, points: list[tuple[int, bool]]
 ) -> Crossover:
@@ -555,13 +584,14 @@ def crossovers(results: Sequence[Extra]) -> list[Crossover]:
         zero: list[tuple[int, bool]] = []
         copying_modes: set[str] = set()
         for size, by_mode in sorted(by_size.items()):
-            two_copy, one_copy = _gbps(by_mode.get("two_copy")), _gbps(by_mode.get("one_copy"))
+            speeds = comparable_speeds(by_mode)
+            two_copy, one_copy = speeds.get("two_copy"), speeds.get("one_copy")
             if two_copy is not None and one_copy is not None:
                 one.append((size, one_copy > two_copy))
             copying = [
                 (g, m) for m, g in (("two_copy", two_copy), ("one_copy", one_copy)) if g is not None
             ]
-            zero_copy = _gbps(by_mode.get("zero_copy"))
+            zero_copy = speeds.get("zero_copy")
             if copying and zero_copy is not None:
                 copying_modes.update(m for _, m in copying)
                 zero.append((size, zero_copy > max(g for g, _ in copying)))

@@ -122,6 +122,43 @@ def test_cell_lines_and_fastest_marked() -> None:
     assert "* fastest mode" in table
 
 
+def test_the_ratio_to_the_control_is_a_line_only_when_recorded() -> None:
+    results = [
+        result("two_copy", 65536, 1, 42.0, throughput_vs_control=0.862),
+        result("one_copy", 65536, 1, 40.0, throughput_vs_control=0.8),
+    ]
+    table = modes_table(results, fmt="plain")
+    rows = {r[0] if not r[0].endswith(" B") else r[2]: r[-2:] for r in body_rows(table)}
+    assert rows["Gbps vs control"] == ["0.86", "0.80"]
+    assert "Gbps vs control = Gbps / the control send's (bare_send" in table
+    older = modes_table([result("two_copy", 65536, 1, 42.0)], fmt="plain")
+    assert "vs control" not in older
+
+
+def test_modes_measured_in_different_spells_are_ranked_against_the_control() -> None:
+    # one_copy ran while the machine was fast, two_copy while it was slow: 62 vs 43 Gbps,
+    # yet both ran at 0.89 of the same control send (a real sweep here, 2026-11-24)
+    spell = [
+        result("two_copy", 65536, 1, 42.7, throughput_vs_control=0.893),
+        result("one_copy", 65536, 1, 61.9, throughput_vs_control=0.887),
+        result("two_copy", 16384, 1, 40.0, throughput_vs_control=0.95),
+        result("one_copy", 16384, 1, 30.0, throughput_vs_control=0.90),
+    ]
+    table = modes_table(spell, fmt="plain")
+    rows = [r for r in body_rows(table) if "Gbps" in r]
+    assert rows[-1][-2:] == ["* 42.70", "61.90"]  # 65536 B: two_copy, by the ratio
+    assert "highest Gbps vs control where every mode has it" in table
+    (found,) = crossovers(spell)
+    assert found.describe() == "one_copy never overtakes two_copy (up to 65536 B)"
+    # without the ratio on every mode, Gbps decides
+    mixed = [spell[0], {k: v for k, v in spell[1].items() if k != "throughput_vs_control"}]
+    assert "* 61.90" in modes_table(mixed, fmt="plain")
+    assert (
+        crossovers(mixed)[0].describe()
+        == "one_copy ahead of two_copy at 65536 B (the only size measured)"
+    )
+
+
 def test_never_called_latency() -> None:
     results = [result("two_copy", 256, 1, 2.0), result("one_copy", 256, 1, 1.5)]
     for fmt in ("plain", "github", "simple_grid"):
