@@ -182,19 +182,18 @@ def control_figures(
     def gbps(r: RoundResult) -> float:
         return r.bytes * 8 / r.seconds / 1e9
 
-    def nearby(values: Sequence[float | None], i: int) -> float | None:
-        known = [v for v in values[max(0, i - 1) : i + 3] if v is not None]
-        return statistics.median(known) if known else None
+    def ratios(own: Sequence[float | None], ref: Sequence[float | None]) -> list[float | None]:
+        """Round i over the median of the control rounds i-1 .. i+2 that have a value."""
+        out: list[float | None] = []
+        for i, value in enumerate(own):
+            known = [v for v in ref[max(0, i - 1) : i + 3] if v is not None]
+            near = statistics.median(known) if known else None
+            out.append(None if value is None or not near else value / near)
+        return out
 
     control_gbps = [gbps(r) for r in control_rounds]
-    tp_ratio = [gbps(r) / statistics.median(control_gbps[max(0, i - 1) : i + 3])
-                for i, r in enumerate(rounds)]  # fmt: skip
-    cpu_ratio: list[float | None] | None = None
-    if cpu is not None and control_cpu is not None:
-        cpu_ratio = []
-        for i, own in enumerate(cpu):
-            ref = nearby(control_cpu, i)
-            cpu_ratio.append(None if own is None or not ref else own / ref)
+    tp_ratio = ratios([gbps(r) for r in rounds], control_gbps)
+    cpu_ratio = ratios(cpu, control_cpu) if cpu is not None and control_cpu is not None else None
 
     def med(values: list[float | None] | None) -> float | None:
         known = [v for v in values or [] if v is not None]
@@ -210,7 +209,7 @@ def control_figures(
     }
     return {
         "control": control,
-        "throughput_vs_control": statistics.median(tp_ratio),
+        "throughput_vs_control": med(tp_ratio),
         "cpu_vs_control": med(cpu_ratio),
         "rounds": {"throughput_vs_control": tp_ratio, "cpu_vs_control": cpu_ratio},
     }
