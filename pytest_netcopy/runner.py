@@ -35,6 +35,10 @@ from pytest_netcopy.transfer import (
 #: bytes per connection in the first calibration round
 CALIBRATION_START_BYTES = 256 * 1024
 CALIBRATION_STEPS = 10
+#: a calibration round at least this fraction of the target measures the rate well enough
+CALIBRATION_PROBE = 0.25
+#: aim this much above the target, so a round lasts at least about the target
+CALIBRATION_MARGIN = 1.05
 
 
 @dataclass
@@ -83,17 +87,41 @@ class RunResult:
 
 
 def calibrate(pool: SenderPool, target: float, size: int, *, control: bool = False) -> int:
-    """Messages per connection so that one round lasts at least ``target`` seconds.
+    """Messages per connection so that one round lasts at least about ``target`` seconds.
 
     ``control=True`` calibrates the pool's control rounds instead.
     """
-    n = max(8, math.ceil(CALIBRATION_START_BYTES / size))
+    start = max(8, math.ceil(CALIBRATION_START_BYTES / size))
+    return messages_for(lambda n: pool.run_round(n, control=control).seconds, target, start)
+
+
+def messages_for(run: Callable[[int], float], target: float, start: int) -> int:
+    """The message count for rounds of ``target`` seconds, from as few probe rounds as will do.
+
+    ``run(n)`` runs a round of ``n`` messages and returns its seconds. Rounds
+    grow until one lasts :data:`CALIBRATION_PROBE` of the target; its rate
+    then sets the count (plus :data:`CALIBRATION_MARGIN`). The probes need not
+    last a whole round: the warm-up rounds after them do, at this count, and
+    :func:`lengthen` it if they come out short.
+    """
+    n = start
     for _ in range(CALIBRATION_STEPS):
-        seconds = pool.run_round(n, control=control).seconds
-        if seconds >= target:
-            return n
-        n = math.ceil(n * min(64.0, 1.2 * target / max(seconds, 1e-6)))
+        seconds = max(run(n), 1e-6)
+        if seconds >= CALIBRATION_PROBE * target:
+            return max(1, math.ceil(n * CALIBRATION_MARGIN * target / seconds))
+        # aim the next probe at twice the threshold: clear of it, still short of a round
+        n = math.ceil(n * min(64.0, 2 * CALIBRATION_PROBE * target / seconds))
     return n
+
+
+def lengthen(count: int, seconds: float, target: float) -> int:
+    """The count for a round of ``count`` messages that lasted ``seconds``: longer if short.
+
+    Never shorter: one disturbed, slow round must not cut every round after it.
+    """
+    if seconds >= target:
+        return count
+    return math.ceil(count * CALIBRATION_MARGIN * target / max(seconds, 1e-6))
 
 
 def _zerocopy_totals(
@@ -326,10 +354,16 @@ class Netcopy:
                 # sends (one preempted calibration round must not leave it a few messages)
                 own = calibrate(pool, settings.round_time, size, control=True)
                 state["control_count"] = max(own, count)
+            target = settings.round_time
             for _ in range(settings.warmup_rounds):
-                pool.run_round(count)
+                # a short probe underrates the rate where a round has a fixed cost (many
+                # threads to wake, acks, the end-of-round push): a short warm-up round
+                # lengthens the count
+                state["count"] = count = lengthen(count, pool.run_round(count).seconds, target)
                 if with_control:
-                    pool.run_round(state["control_count"], control=True)
+                    ctl = state["control_count"]
+                    ctl = lengthen(ctl, pool.run_round(ctl, control=True).seconds, target)
+                    state["control_count"] = max(ctl, count)
             state["before"] = [s.stats() for s in pool.senders]
             state["pool"] = pool
 
