@@ -53,6 +53,11 @@ OUR_COLUMNS = (
     "MessagesPerRound",
     "BytesPerRound",
     "Rounds",
+    "Throughput_vs_Control",
+    "CPU_vs_Control",
+    "Control_Mode",
+    "Control_Throughput_Gbps",
+    "Control_CPU_ns_per_byte",
     "CPU_ns_per_byte",
     "Sink_CPU_ns_per_byte",
     "Cycles_per_byte",
@@ -85,8 +90,11 @@ columns (one row per benchmark, sorted by size, threads, mode):
                         rounds / messages sent (LLC = LLC-load-misses,
                         L1 = L1-dcache-load-misses)
   then ours: per-connection Gbps, min/max round Gbps, messages/s, round size,
-  CPU ns/byte (sender, sink), cycles and instructions per byte, IPC, context
-  switches per MB, syscalls/message (sender, sink), zero-copy copied %, ENOBUFS, integrity,
+  the ratios to the control send run around every round (Throughput_vs_Control,
+  CPU_vs_Control: what the default gate rules use), the control's own mode,
+  Gbps and CPU ns/byte (empty with --netcopy-control=none), CPU ns/byte (sender,
+  sink), cycles and instructions per byte, IPC, context switches per MB,
+  syscalls/message (sender, sink), zero-copy copied %, ENOBUFS, integrity,
   TCP_NODELAY, placement, and CounterStatus (event=status for every counter
   that was not counted). An empty cell means not counted or not applicable:
   never a fake 0."""
@@ -158,6 +166,8 @@ def csv_row(extra: Extra) -> dict[str, str]:
     zerocopy = extra.get("zerocopy")
     placement = extra.get("placement")
     place: Mapping[str, Any] = placement if isinstance(placement, Mapping) else {}
+    control = extra.get("control")
+    ctl: Mapping[str, Any] = control if isinstance(control, Mapping) else {}
     values: dict[str, Any] = {
         "Implementation": extra["mode"],
         "MessageSize": int(extra["size"]),
@@ -172,6 +182,11 @@ def csv_row(extra: Extra) -> dict[str, str]:
         "MessagesPerRound": extra.get("messages_per_round"),
         "BytesPerRound": extra.get("bytes_per_round"),
         "Rounds": n_rounds or None,
+        "Throughput_vs_Control": as_float(extra.get("throughput_vs_control")),
+        "CPU_vs_Control": as_float(extra.get("cpu_vs_control")),
+        "Control_Mode": ctl.get("mode"),
+        "Control_Throughput_Gbps": as_float(ctl.get("throughput_gbps")),
+        "Control_CPU_ns_per_byte": as_float(ctl.get("cpu_ns_per_byte")),
         "CPU_ns_per_byte": as_float(extra.get("cpu_ns_per_byte")),
         "Sink_CPU_ns_per_byte": as_float(extra.get("sink_cpu_ns_per_byte")),
         "Cycles_per_byte": as_float(extra.get("cycles_per_byte")),

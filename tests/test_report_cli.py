@@ -292,6 +292,33 @@ def test_csv_counters_per_message_from_the_totals(capsys: pytest.CaptureFixture[
         assert int(rows[result.key]["Rounds"]) == 5
 
 
+def test_csv_carries_the_ratios_to_the_control(capsys: pytest.CaptureFixture[str]) -> None:
+    gate_run = RUNS.parent / "gate" / "baseline.json"
+    _, out, _ = netcopy(capsys, "csv", str(gate_run))
+    rows = list(csv.DictReader(io.StringIO(out)))
+    results = {r.key: r.extra for r in load_run(gate_run).results}
+    assert len(rows) == len(results) > 0
+    for row in rows:
+        extra = results[(row["Implementation"], int(row["MessageSize"]), int(row["NumThreads"]))]
+        assert float(row["Throughput_vs_Control"]) == pytest.approx(extra["throughput_vs_control"])
+        assert float(row["CPU_vs_Control"]) == pytest.approx(extra["cpu_vs_control"])
+        assert row["Control_Mode"] == "bare_send"
+        control = extra["control"]
+        assert float(row["Control_Throughput_Gbps"]) == pytest.approx(control["throughput_gbps"])
+        assert float(row["Control_CPU_ns_per_byte"]) == pytest.approx(control["cpu_ns_per_byte"])
+
+
+@pytest.mark.usefixtures("in_runs")
+def test_csv_without_a_control_leaves_its_columns_empty(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = netcopy(capsys, "csv", "real_run.json")  # made before the control send
+    for row in csv.DictReader(io.StringIO(out)):
+        assert row["Throughput_Gbps"] != ""
+        for column in ("Throughput_vs_Control", "CPU_vs_Control", "Control_Mode"):
+            assert row[column] == ""
+
+
 @pytest.mark.usefixtures("in_runs")
 def test_csv_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
