@@ -30,6 +30,7 @@ from pytest_netcopy.tables import (
     describe_machine,
     index_results,
     order_modes,
+    speed_key,
 )
 
 if TYPE_CHECKING:
@@ -445,19 +446,21 @@ def plot_overall(run: Run) -> Figure:
 def _ratio_points(
     by_size: Mapping[int, Mapping[str, Extra]], challenger: str, incumbents: Sequence[str]
 ) -> list[tuple[int, float, tuple[float, float]]]:
-    """(size, challenger/incumbent throughput, error bars from the rounds' extremes)."""
+    """(size, challenger/incumbent speed, error bars from the rounds' extremes).
+
+    Speed is the figure the crossovers rank by (``tables.speed_key``): the ratio
+    to the control where the whole row has it, so the line and the verdict agree.
+    """
     points = []
     for size, by_mode in sorted(by_size.items()):
         ch = by_mode.get(challenger)
         rivals = [by_mode[m] for m in incumbents if m in by_mode]
         if ch is None or not rivals:
             continue
-        rival = max(rivals, key=lambda e: float(e["throughput_gbps"]))
-        ratio = float(ch["throughput_gbps"]) / float(rival["throughput_gbps"])
-        ch_rounds, rival_rounds = (
-            _samples(ch, "throughput_gbps"),
-            _samples(rival, "throughput_gbps"),
-        )
+        key = speed_key(by_mode)
+        rival = max(rivals, key=lambda e: float(e[key]))
+        ratio = float(ch[key]) / float(rival[key])
+        ch_rounds, rival_rounds = _samples(ch, key), _samples(rival, key)
         if ch_rounds and rival_rounds and min(rival_rounds) > 0:
             low, high = min(ch_rounds) / max(rival_rounds), max(ch_rounds) / min(rival_rounds)
             errs = (max(0.0, ratio - low), max(0.0, high - ratio))
@@ -539,7 +542,9 @@ def plot_crossover(run: Run) -> Figure:
         fig,
         run,
         "Crossovers: where one_copy overtakes two_copy, and zero_copy overtakes copying",
-        "error bars: ratio range from the rounds' extremes (min/max against max/min)",
+        "ratios of each mode's throughput against its control send where every mode of the "
+        "size has one, else of Gbps; error bars: ratio range from the rounds' extremes "
+        "(min/max against max/min)",
     )
 
 

@@ -107,8 +107,8 @@ def index_results(results: Iterable[Extra]) -> dict[tuple[int, int], dict[str, E
     return dict(sorted(table.items()))
 
 
-def comparable_speeds(by_mode: Mapping[str, Extra]) -> dict[str, float]:
-    """Per mode of one size and thread count, the figure to rank the modes by.
+def speed_key(by_mode: Mapping[str, Extra]) -> str:
+    """Which figure ranks the modes of one size and thread count.
 
     ``throughput_vs_control`` where every mode with a throughput has it: each
     mode ran against the same control send at its own time, so a change of the
@@ -116,17 +116,17 @@ def comparable_speeds(by_mode: Mapping[str, Extra]) -> dict[str, float]:
     fast spell and two_copy in a slow one would otherwise look 40% apart).
     Else ``throughput_gbps``.
     """
-    gbps: dict[str, float] = {}
-    ratios: dict[str, float] = {}
-    for mode, extra in by_mode.items():
-        value = as_float(extra.get("throughput_gbps"))
-        if value is None:
-            continue
-        gbps[mode] = value
-        ratio = as_float(extra.get("throughput_vs_control"))
-        if ratio is not None:
-            ratios[mode] = ratio
-    return ratios if gbps and len(ratios) == len(gbps) else gbps
+    measured = [e for e in by_mode.values() if as_float(e.get("throughput_gbps")) is not None]
+    if measured and all(as_float(e.get("throughput_vs_control")) is not None for e in measured):
+        return "throughput_vs_control"
+    return "throughput_gbps"
+
+
+def comparable_speeds(by_mode: Mapping[str, Extra]) -> dict[str, float]:
+    """Per mode of one size and thread count, the figure to rank by (:func:`speed_key`)."""
+    key = speed_key(by_mode)
+    speeds = {mode: as_float(extra.get(key)) for mode, extra in by_mode.items()}
+    return {mode: value for mode, value in speeds.items() if value is not None}
 
 
 def fastest_mode(by_mode: Mapping[str, Extra]) -> str | None:

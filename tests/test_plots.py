@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,6 +235,43 @@ def test_crossover_plot_marks_the_sizes(pmu: Run, real: Run) -> None:
     assert legend_labels(zero) == ["1 thread: never ahead", "2 threads: never ahead"]
     assert vertical_lines(one) == stars(one) == [65536] and vertical_lines(zero) == []
     assert all(any(span > 0 for span in bar_spans(c)) for c in errorbars(one))
+
+
+def test_crossover_plot_draws_what_the_verdict_ranks_by(tmp_path: Path) -> None:
+    # one_copy measured in fast spells (more Gbps) but slower than two_copy against
+    # the control each ran beside: the line must show the ratio the verdict uses
+    data = json.loads((RUNS / "real_run.json").read_text())
+    against_control = {"two_copy": 1.0, "one_copy": 0.9, "zero_copy": 0.5}
+    for bench in data["benchmarks"]:
+        extra = bench["extra_info"]
+        ratio = against_control[extra["mode"]]
+        if extra["mode"] == "one_copy":
+            extra["throughput_gbps"] *= 3.0
+            extra["rounds"]["throughput_gbps"] = [
+                g * 3.0 for g in extra["rounds"]["throughput_gbps"]
+            ]
+        extra["throughput_vs_control"] = ratio
+        rounds = len(extra["rounds"]["throughput_gbps"])
+        extra["rounds"]["throughput_vs_control"] = [ratio * (1 + 0.01 * i) for i in range(rounds)]
+    path = tmp_path / "with_control.json"
+    path.write_text(json.dumps(data))
+    one, zero = visible_axes(plots.plot_crossover(load_run(path)))
+    assert legend_labels(one) == ["1 thread: never ahead", "2 threads: never ahead"]
+    assert stars(one) == []
+    # zero_copy against the better copying mode by the same figure: two_copy (1.0)
+    for ax, low, high in ((one, 0.85, 0.95), (zero, 0.45, 0.55)):
+        for container in errorbars(ax):
+            ys = np.asarray(container.lines[0].get_ydata(), dtype=float)
+            assert all(low < y < high for y in ys)
+    assert "against its control" in fig_note(one)
+
+
+def fig_note(ax: Axes) -> str:
+    fig = ax.get_figure()
+    assert isinstance(fig, Figure)
+    label = fig._supxlabel  # matplotlib keeps no public getter
+    assert label is not None
+    return str(label.get_text())
 
 
 def test_write_plots(pmu: Run, tmp_path: Path) -> None:
