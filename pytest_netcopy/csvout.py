@@ -53,11 +53,6 @@ OUR_COLUMNS = (
     "MessagesPerRound",
     "BytesPerRound",
     "Rounds",
-    "Throughput_vs_Control",
-    "CPU_vs_Control",
-    "Control_Mode",
-    "Control_Throughput_Gbps",
-    "Control_CPU_ns_per_byte",
     "CPU_ns_per_byte",
     "Sink_CPU_ns_per_byte",
     "Cycles_per_byte",
@@ -75,6 +70,12 @@ OUR_COLUMNS = (
     "SenderCPUs",
     "SinkCPUs",
     "CounterStatus",
+    # added later: appended, so the columns before keep their positions
+    "Throughput_vs_Control",
+    "CPU_vs_Control",
+    "Control_Mode",
+    "Control_Throughput_Gbps",
+    "Control_CPU_ns_per_byte",
 )
 COLUMNS = REFERENCE_COLUMNS + OUR_COLUMNS
 
@@ -90,13 +91,13 @@ columns (one row per benchmark, sorted by size, threads, mode):
                         rounds / messages sent (LLC = LLC-load-misses,
                         L1 = L1-dcache-load-misses)
   then ours: per-connection Gbps, min/max round Gbps, messages/s, round size,
-  the ratios to the control send run around every round (Throughput_vs_Control,
-  CPU_vs_Control: what the default gate rules use), the control's own mode,
-  Gbps and CPU ns/byte (empty with --netcopy-control=none), CPU ns/byte (sender,
-  sink), cycles and instructions per byte, IPC, context switches per MB,
-  syscalls/message (sender, sink), zero-copy copied %, ENOBUFS, integrity,
-  TCP_NODELAY, placement, and CounterStatus (event=status for every counter
-  that was not counted). An empty cell means not counted or not applicable:
+  CPU ns/byte (sender, sink), cycles and instructions per byte, IPC, context
+  switches per MB, syscalls/message (sender, sink), zero-copy copied %, ENOBUFS,
+  integrity, TCP_NODELAY, placement, CounterStatus (event=status for every
+  counter that was not counted), and last the ratios to the control send run
+  around every round (Throughput_vs_Control, CPU_vs_Control: what the default
+  gate rules use) with the control's own mode, Gbps and CPU ns/byte (empty with
+  --netcopy-control=none). An empty cell means not counted or not applicable:
   never a fake 0."""
 
 

@@ -177,9 +177,11 @@ SPECS: tuple[Spec, ...] = (
          "send modes to benchmark (built in: two_copy, one_copy, zero_copy; "
          "conftests add more with the pytest_netcopy_add_modes hook)"),
     Spec("round_time", _positive_float, "0.05", "SECONDS",
-         "calibrate messages per round so one round lasts at least this long"),
+         "calibrate messages per round so one round lasts at least about this long"),
     Spec("rounds", _count(1), "10", "N", "measured rounds per benchmark"),
-    Spec("warmup_rounds", _count(0), "1", "N", "untimed rounds after calibration"),
+    Spec("warmup_rounds", _count(0), "1", "N",
+         "untimed rounds after calibration; the first also lengthens a short calibrated "
+         "count, so one runs even at 0"),
     Spec("timeout", _timeout, "60", "SECONDS",
          "limit for every socket wait, round and sink start; a stuck sink fails the test"),
     Spec("pin", _choice("auto", "off"), "auto", "auto|off",

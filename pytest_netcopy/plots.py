@@ -26,6 +26,7 @@ from pytest_netcopy.tables import (
     Crossover,
     Extra,
     as_float,
+    comparable_speeds,
     crossovers,
     describe_machine,
     index_results,
@@ -453,14 +454,16 @@ def _ratio_points(
     """
     points = []
     for size, by_mode in sorted(by_size.items()):
-        ch = by_mode.get(challenger)
-        rivals = [by_mode[m] for m in incumbents if m in by_mode]
-        if ch is None or not rivals:
+        speeds = comparable_speeds(by_mode)
+        rated = [m for m in incumbents if m in speeds]
+        if challenger not in speeds or not rated:
             continue
+        rival = max(rated, key=speeds.__getitem__)
+        if speeds[rival] <= 0:
+            continue
+        ratio = speeds[challenger] / speeds[rival]
         key = speed_key(by_mode)
-        rival = max(rivals, key=lambda e: float(e[key]))
-        ratio = float(ch[key]) / float(rival[key])
-        ch_rounds, rival_rounds = _samples(ch, key), _samples(rival, key)
+        ch_rounds, rival_rounds = _samples(by_mode[challenger], key), _samples(by_mode[rival], key)
         if ch_rounds and rival_rounds and min(rival_rounds) > 0:
             low, high = min(ch_rounds) / max(rival_rounds), max(ch_rounds) / min(rival_rounds)
             errs = (max(0.0, ratio - low), max(0.0, high - ratio))

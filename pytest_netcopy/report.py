@@ -27,10 +27,12 @@ from pytest_netcopy.tables import (
     copied_fraction,
     crossovers,
     describe_machine,
+    index_results,
     integrity_ok,
     modes_table,
     render_crossovers,
     runs_table,
+    speed_key,
     table_legend,
 )
 
@@ -46,9 +48,15 @@ INPUT_HELP = (
 
 
 def crossovers_title(results: list[Any]) -> str:
-    """Where the crossovers come from (tables.comparable_speeds)."""
-    if any(r.get("throughput_vs_control") is not None for r in results):
+    """Where the crossovers come from: the figure ``tables.speed_key`` picks per row."""
+    keys = {speed_key(by_mode) for by_mode in index_results(results).values()}
+    if keys == {"throughput_vs_control"}:
         return "Crossovers (measured sizes, median-round throughput against the control)"
+    if "throughput_vs_control" in keys:
+        return (
+            "Crossovers (measured sizes, median-round throughput against the control "
+            "where every mode of the row has one, else Gbps)"
+        )
     return "Crossovers (measured sizes, median-round throughput)"
 
 

@@ -1,4 +1,4 @@
-"""runner.messages_for: the message count that makes a round last the target.
+"""runner.messages_for / lengthen / warm_up: the message count that makes a round last the target.
 
 Driven by a model of a round (a fixed overhead plus a per-message time) in
 place of a pool, so every rate from a few messages per second to many millions
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,9 @@ from pytest_netcopy.runner import (
     CALIBRATION_STEPS,
     lengthen,
     messages_for,
+    warm_up,
 )
+from pytest_netcopy.transfer import TransferError
 
 
 class Model:
@@ -40,37 +43,47 @@ class Model:
 
 
 targets = st.sampled_from([0.002, 0.01, 0.05, 0.1, 0.5])
-per_message = st.floats(min_value=1e-8, max_value=1e-2)
 starts = st.integers(min_value=1, max_value=4096)
+#: how much of the probe threshold the first probe reaches: every start below it
+short_first = st.floats(min_value=1e-7, max_value=0.99)
 
 
-@given(target=targets, per=per_message, start=starts)
-def test_a_round_lasts_about_the_target_and_probing_costs_little(
-    target: float, per: float, start: int
+@given(target=targets, start=starts, first=short_first)
+def test_short_probes_find_a_round_of_the_target_for_less_than_a_round(
+    target: float, start: int, first: float
 ) -> None:
+    per = first * CALIBRATION_PROBE * target / start  # the first probe is short
     model = Model(0.0, per)
     n = messages_for(model, target, start)
-    if n == 1:
-        assert model.seconds(1) >= target  # one message already fills a round
-    else:
+    assert target <= model.seconds(n) <= CALIBRATION_MARGIN * target + per
+    # probes grow at least 2x, each aims at half a round: all of them cost less than one round
+    assert all(p < target for p in model.probes)
+    assert sum(model.probes) < target + per
+
+
+@given(target=targets, start=starts, over=st.floats(min_value=1.0, max_value=1e4))
+def test_a_first_probe_already_long_enough_is_the_only_one(
+    target: float, start: int, over: float
+) -> None:
+    per = over * CALIBRATION_PROBE * target / start  # the first probe reaches the threshold
+    model = Model(0.0, per)
+    n = messages_for(model, target, start)
+    assert len(model.probes) == 1
+    if n > 1:
         assert target <= model.seconds(n) <= CALIBRATION_MARGIN * target + per
-    if model.probes[0] < CALIBRATION_PROBE * target:
-        # found by rounds shorter than a round
-        assert all(p < target for p in model.probes)
-        assert len(model.probes) <= CALIBRATION_STEPS
     else:
-        assert len(model.probes) == 1  # the first round already measured the rate
+        assert model.seconds(1) >= CALIBRATION_MARGIN * target  # one message fills a round
 
 
-@given(target=targets, per=per_message, start=starts, share=st.floats(0.0, 0.02))
+@given(target=targets, start=starts, first=short_first, share=st.floats(0.0, 0.02))
 def test_a_small_fixed_cost_per_round_keeps_the_round_near_the_target(
-    target: float, per: float, start: int, share: float
+    target: float, start: int, first: float, share: float
 ) -> None:
     # barrier, acks and the end-of-round push cost the same for any count
-    model = Model(share * target, per)
+    per = first * CALIBRATION_PROBE * target * (1 - share) / start
+    model = Model(share * CALIBRATION_PROBE * target, per)
     n = messages_for(model, target, start)
-    if model.probes[0] < CALIBRATION_PROBE * target:
-        assert 0.95 * target <= model.seconds(n) <= 1.1 * target + per
+    assert 0.95 * target <= model.seconds(n) <= 1.1 * target + per
 
 
 def test_fast_sends_grow_by_at_most_64_per_probe() -> None:
@@ -82,28 +95,25 @@ def test_fast_sends_grow_by_at_most_64_per_probe() -> None:
     assert 0.05 <= model.seconds(n) <= 0.05 * CALIBRATION_MARGIN + 1e-9
 
 
-def test_one_slow_message_per_round_is_one_message() -> None:
-    # a round of one message already lasts ten targets: no count below 1
-    model = Model(0.0, 0.5)
-    assert messages_for(model, 0.05, 1) == 1
-    assert len(model.probes) == 1
-
-
-def test_a_probe_that_never_gets_long_enough_stops_after_the_step_limit() -> None:
+def test_rounds_that_never_get_longer_fail_calibration_clearly() -> None:
     calls: list[int] = []
 
     def stuck(n: int) -> float:
         calls.append(n)
-        return 1e-5  # a broken clock, or a round that does nothing
+        return 1e-5  # a send function that sends nothing: no count makes a round longer
 
-    n = messages_for(stuck, 0.05, 8)
+    with pytest.raises(TransferError) as info:
+        messages_for(stuck, 0.05, 8)
     assert len(calls) == CALIBRATION_STEPS
-    assert n > calls[-1]
+    message = str(info.value)
+    assert message.startswith(f"calibration: {CALIBRATION_STEPS} probe rounds, the last")
+    assert f"the last {calls[-1]} messages" in message
+    assert "never reached 12.5 ms" in message
 
 
 @given(
     count=st.integers(1, 10**6),
-    seconds=st.floats(1e-5, 10.0),
+    seconds=st.floats(0.0, 10.0),
     target=targets,
 )
 def test_a_warm_up_round_only_ever_lengthens_the_count(
@@ -112,8 +122,9 @@ def test_a_warm_up_round_only_ever_lengthens_the_count(
     new = lengthen(count, seconds, target)
     if seconds >= target:
         assert new == count  # long enough, or slowed by a stall: left alone
-    else:
-        assert new > count
+        return
+    assert count < new <= 64 * count  # never more than a calibration step
+    if seconds > 0 and CALIBRATION_MARGIN * target / seconds <= 64:
         # at the warm-up round's rate, the new count lasts at least the target
         assert new * seconds / count >= target
 
@@ -124,5 +135,44 @@ def test_a_short_probe_that_underrates_the_rate_is_corrected_by_the_warm_up_roun
     model = Model(0.005, 1e-6)
     n = messages_for(model, 0.05, 8)
     assert model.seconds(n) < 0.05  # the probe alone gives short rounds
-    n = lengthen(n, model.seconds(n), 0.05)
+    n, _ = warm_up(lambda k, _control: model(k), n, None, 1, 0.05)
     assert model.seconds(n) >= 0.05
+
+
+class Pool:
+    """Mode and control rounds of one model each; records what ran."""
+
+    def __init__(self, mode: Model, control: Model) -> None:
+        self.mode, self.control = mode, control
+        self.ran: list[tuple[int, bool]] = []
+
+    def __call__(self, n: int, control: bool) -> float:
+        self.ran.append((n, control))
+        return (self.control if control else self.mode)(n)
+
+
+def test_warm_up_runs_a_round_even_when_none_are_asked_for() -> None:
+    pool = Pool(Model(0.0, 1e-6), Model(0.0, 0.5e-6))
+    # both probes gave 20 ms rounds: each count is lengthened by 1.05 x 50 / 20
+    assert warm_up(pool, 20_000, 40_000, 0, 0.05) == (52_500, 105_000)
+    assert pool.ran == [(20_000, False), (40_000, True)]
+    # without a control, only mode rounds
+    alone = Pool(Model(0.0, 1e-6), Model(0.0, 1e-6))
+    assert warm_up(alone, 100_000, None, 3, 0.05) == (100_000, None)
+    assert alone.ran == [(100_000, False)] * 3
+
+
+@given(
+    mode_per=st.floats(1e-8, 1e-4),
+    control_per=st.floats(1e-8, 1e-4),
+    count=st.integers(1, 10**5),
+    control_count=st.integers(1, 10**5),
+    rounds=st.integers(0, 3),
+)
+def test_warm_up_never_leaves_the_control_fewer_messages_than_the_mode(
+    mode_per: float, control_per: float, count: int, control_count: int, rounds: int
+) -> None:
+    pool = Pool(Model(0.001, mode_per), Model(0.001, control_per))
+    new_count, new_control = warm_up(pool, count, max(count, control_count), rounds, 0.05)
+    assert new_control is not None and new_control >= new_count >= count
+    assert len(pool.ran) == 2 * max(1, rounds)

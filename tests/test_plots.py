@@ -260,6 +260,7 @@ def test_crossover_plot_draws_what_the_verdict_ranks_by(tmp_path: Path) -> None:
     assert stars(one) == []
     # zero_copy against the better copying mode by the same figure: two_copy (1.0)
     for ax, low, high in ((one, 0.85, 0.95), (zero, 0.45, 0.55)):
+        assert len(errorbars(ax)) == 2  # a line per thread count
         for container in errorbars(ax):
             ys = np.asarray(container.lines[0].get_ydata(), dtype=float)
             assert all(low < y < high for y in ys)

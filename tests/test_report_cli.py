@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy import cli
+from pytest_netcopy import cli, report
 from pytest_netcopy.baseline import local_machine_id
 from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS
 from pytest_netcopy.runs import load_run
@@ -315,8 +315,26 @@ def test_csv_without_a_control_leaves_its_columns_empty(
     _, out, _ = netcopy(capsys, "csv", "real_run.json")  # made before the control send
     for row in csv.DictReader(io.StringIO(out)):
         assert row["Throughput_Gbps"] != ""
-        for column in ("Throughput_vs_Control", "CPU_vs_Control", "Control_Mode"):
+        for column in COLUMNS[-5:]:
+            assert column.startswith(("Control_", "Throughput_vs_", "CPU_vs_"))
             assert row[column] == ""
+
+
+def test_the_crossovers_title_names_the_figure_of_every_row() -> None:
+    def extra(mode: str, size: int, ratio: float | None) -> dict[str, Any]:
+        return {"mode": mode, "size": size, "threads": 1, "throughput_gbps": 10.0,
+                "throughput_vs_control": ratio}  # fmt: skip
+
+    both = [extra("two_copy", 4096, 0.9), extra("one_copy", 4096, 0.8)]
+    bare = [extra("two_copy", 65536, None), extra("one_copy", 65536, None)]
+    half = [extra("two_copy", 16384, 0.9), extra("one_copy", 16384, None)]
+    assert report.crossovers_title(both).endswith("throughput against the control)")
+    assert report.crossovers_title(bare).endswith("median-round throughput)")
+    # one row ranked by Gbps (one_copy has no ratio there), one by the ratio
+    assert report.crossovers_title(both + half).endswith(
+        "against the control where every mode of the row has one, else Gbps)"
+    )
+    assert report.crossovers_title(both + bare) == report.crossovers_title(both + half)
 
 
 @pytest.mark.usefixtures("in_runs")
