@@ -218,7 +218,31 @@ def _copied_pct(extra: Extra) -> float | None:
     return None if fraction is None else 100.0 * fraction
 
 
+#: round spread (stddev / mean of the rounds' Gbps, %) above which a cell is marked
+SPREAD_LIMIT = 5.0
+SPREAD_MARK = "!"
+
+
+def round_spread(extra: Extra) -> float | None:
+    """Stddev / mean of the measured rounds' Gbps, in %; None with fewer than two rounds."""
+    rounds = extra.get("rounds")
+    values = rounds.get("throughput_gbps") if isinstance(rounds, Mapping) else None
+    gbps = [v for v in (as_float(x) for x in values or []) if v is not None]
+    if len(gbps) < 2 or len(gbps) != len(values or []):
+        return None
+    mean = math.fsum(gbps) / len(gbps)
+    if mean <= 0:
+        return None
+    variance = math.fsum((g - mean) ** 2 for g in gbps) / len(gbps)
+    return 100.0 * math.sqrt(variance) / mean
+
+
+def _show_spread(value: float) -> str:
+    return f"{SPREAD_MARK} {value:.1f}" if value > SPREAD_LIMIT else f"{value:.1f}"
+
+
 GBPS = Metric("Gbps", _key("throughput_gbps"), fmt_gbps)
+SPREAD = Metric("round spread %", round_spread, _show_spread, change="points")
 BASE_METRICS = (
     GBPS,
     Metric("messages/s", _key("messages_per_second"), fmt_rate),
@@ -280,6 +304,8 @@ def select_metrics(
 ) -> tuple[list[Metric], list[str]]:
     """The metric lines to show, and notes about counter lines left out (auto mode)."""
     metrics = list(BASE_METRICS)
+    if any(SPREAD.get(r) is not None for r in results):
+        metrics.append(SPREAD)
     if any(VS_CONTROL.get(r) is not None for r in results):
         metrics.append(VS_CONTROL)
     if any(isinstance(r.get("zerocopy"), Mapping) or r.get("mode") == "zero_copy" for r in results):
@@ -357,6 +383,12 @@ def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool)
             else f"{FASTEST_MARK} fastest mode of the row (highest Gbps, all connections together)."
         ]
     lines.append("ns per message = median round time / messages: inverse throughput, not latency.")
+    if SPREAD in metrics:
+        lines.append(
+            f"round spread % = stddev / mean of the measured rounds' Gbps; {SPREAD_MARK} over "
+            f"{SPREAD_LIMIT:g}%: a round stalled or the machine changed speed inside the "
+            "benchmark, so its figures hold less still (rerun it, or see Gbps vs control)."
+        )
     if VS_CONTROL in metrics:
         lines.append(
             "Gbps vs control = Gbps / the control send's (bare_send: one prepared buffer, "

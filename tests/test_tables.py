@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pytest_netcopy.tables import (
     modes_table,
     order_modes,
     render_crossovers,
+    round_spread,
     runs_table,
     table_legend,
 )
@@ -120,6 +122,36 @@ def test_cell_lines_and_fastest_marked() -> None:
     assert rows["zero-copy copied %"][-2:] == ["zero-copy copied %", "100.0"]
     assert rows["integrity"] == ["intact", "intact", "intact"]
     assert "* fastest mode" in table
+
+
+def test_round_spread_marks_benchmarks_whose_rounds_did_not_hold_still() -> None:
+    steady = [30.0, 30.3, 29.7, 30.1, 29.9]
+    step = [40.0, 40.2, 39.8, 31.0, 31.2]  # the machine changed speed mid-benchmark
+    results = [
+        result("two_copy", 16384, 1, 30.0, rounds={"throughput_gbps": steady}),
+        result("one_copy", 16384, 1, 39.8, rounds={"throughput_gbps": step}),
+        result("zero_copy", 16384, 1, 14.0, rounds={"throughput_gbps": [14.0]}),
+    ]
+    assert round_spread(results[0]) == pytest.approx(100 * statistics.pstdev(steady) / 30.0)
+    assert round_spread(results[1]) == pytest.approx(
+        100 * statistics.pstdev(step) / statistics.mean(step)
+    )
+    assert round_spread(results[2]) is None  # one round: no spread
+    table = modes_table(results, fmt="plain")
+    spread = next(r for r in body_rows(table) if "round spread %" in r)
+    assert spread[-3:] == ["0.7", "! 12.0", "n/a"]
+    assert "! over 5%: a round stalled or the machine changed speed" in table
+    # without per-round data (older or hand-made results), no line and no legend
+    bare = modes_table([result("two_copy", 16384, 1, 30.0)], fmt="plain")
+    assert "round spread" not in bare
+
+
+@given(st.lists(st.floats(0.1, 100.0), min_size=2, max_size=20), st.floats(0.01, 100.0))
+def test_round_spread_does_not_depend_on_the_unit(gbps: list[float], scale: float) -> None:
+    one = round_spread({"rounds": {"throughput_gbps": gbps}})
+    scaled = round_spread({"rounds": {"throughput_gbps": [g * scale for g in gbps]}})
+    assert one is not None and scaled is not None
+    assert scaled == pytest.approx(one, rel=1e-6, abs=1e-9)
 
 
 def test_the_ratio_to_the_control_is_a_line_only_when_recorded() -> None:
