@@ -168,6 +168,14 @@ def _zerocopy_totals(
     return totals
 
 
+def total_steal_ms(rounds: Sequence[RoundResult]) -> float | None:
+    """Hypervisor steal over the measured rounds (ms); None unless known for every round."""
+    values = [r.steal_ms for r in rounds]
+    if not values or any(v is None for v in values):
+        return None
+    return math.fsum(v for v in values if v is not None)
+
+
 def summarize(
     *,
     mode: str,
@@ -201,11 +209,13 @@ def summarize(
         "rounds": {
             "seconds": seconds,
             "throughput_gbps": [bytes_per_round * 8 / s / 1e9 for s in seconds],
+            "steal_ms": [r.steal_ms for r in rounds],
         },
         "integrity": {
             "ok": True,
             "verified_bytes": sum(r.verified_bytes for r in rounds),
         },
+        "steal_ms": total_steal_ms(rounds),
         "placement": placement.as_dict(),
         "sink_recv_buffer": recv_buffer,
         "tcp_nodelay": settings.nodelay,

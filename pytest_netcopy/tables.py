@@ -241,7 +241,13 @@ def _show_spread(value: float) -> str:
     return f"{SPREAD_MARK} {value:.1f}" if value > SPREAD_LIMIT else f"{value:.1f}"
 
 
+def _show_steal(value: float) -> str:
+    return f"{value:.0f}"
+
+
 GBPS = Metric("Gbps", _key("throughput_gbps"), fmt_gbps)
+#: hypervisor steal on the benchmark's CPUs during its measured rounds (ms)
+STEAL = Metric("host steal ms", _key("steal_ms"), _show_steal, change="text")
 SPREAD = Metric("round spread %", round_spread, _show_spread, change="points")
 BASE_METRICS = (
     GBPS,
@@ -306,6 +312,8 @@ def select_metrics(
     metrics = list(BASE_METRICS)
     if any(SPREAD.get(r) is not None for r in results):
         metrics.append(SPREAD)
+    if any((STEAL.get(r) or 0) > 0 for r in results):
+        metrics.append(STEAL)  # only on a machine whose host took CPU time: bare metal never
     if any(VS_CONTROL.get(r) is not None for r in results):
         metrics.append(VS_CONTROL)
     if any(isinstance(r.get("zerocopy"), Mapping) or r.get("mode") == "zero_copy" for r in results):
@@ -388,6 +396,12 @@ def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool)
             f"round spread % = stddev / mean of the measured rounds' Gbps; {SPREAD_MARK} over "
             f"{SPREAD_LIMIT:g}%: a round stalled or the machine changed speed inside the "
             "benchmark, so its figures hold less still (rerun it, or see Gbps vs control)."
+        )
+    if STEAL in metrics:
+        lines.append(
+            "host steal ms = time the hypervisor kept this benchmark's CPUs from running during "
+            "its measured rounds (/proc/stat steal, whole 10 ms clock ticks): rounds slowed "
+            "from outside this machine."
         )
     if VS_CONTROL in metrics:
         lines.append(

@@ -21,6 +21,7 @@ from typing import IO
 
 from pytest_netcopy import sink as wire
 from pytest_netcopy.modes import Mode, Sender
+from pytest_netcopy.steal import StealClock
 
 
 class TransferError(Exception):
@@ -275,6 +276,8 @@ class RoundResult:
     bytes: int
     acks: list[Ack]
     sender_stats: list[dict[str, int] | None] = field(default_factory=list)
+    #: hypervisor steal on the benchmark's CPUs during the round (ms); None: not known
+    steal_ms: float | None = None
 
     @property
     def verified_bytes(self) -> int:
@@ -321,6 +324,7 @@ class SenderPool:
         congestion: str = "system",
         cpus: Sequence[int] = (),
         control: Mode | None = None,
+        steal: StealClock | None = None,
     ) -> None:
         self.sink = sink
         self.control = control
@@ -332,6 +336,10 @@ class SenderPool:
         self.timeout = timeout
         self.nodelay = nodelay
         self.cpus = set(cpus)
+        if steal is None:
+            # the senders' and the sink's CPUs where both are pinned, else every CPU
+            steal = StealClock(self.cpus | set(sink.cpus) if self.cpus and sink.cpus else ())
+        self.steal = steal
         self.socks: list[socket.socket] = []
         self.conn_ids: list[int] = []
         self.sink_tids: list[int] = []
@@ -449,6 +457,7 @@ class SenderPool:
         waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
         acks: list[Ack | None] = [None] * self.nthreads
         last_ack_ns = 0
+        steal_before = self.steal.read()
         start = time.perf_counter_ns()
         try:
             self._start.wait(timeout=self.timeout)
@@ -492,12 +501,14 @@ class SenderPool:
             if ack is not None and not ack.ok:
                 raise IntegrityError(self._describe_bad(i, ack))
         seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
+        steal_ms = self.steal.ms(steal_before, self.steal.read())
         return RoundResult(
             seconds=seconds,
             messages=count * self.nthreads,
             bytes=count * self.nthreads * self.size,
             acks=[a for a in acks if a is not None],
             sender_stats=[s.stats() for s in self.senders],
+            steal_ms=steal_ms,
         )
 
     def _describe_end(self, conn: int, status: int, extra: int) -> str:

@@ -16,7 +16,7 @@ from _support import FAST, SWEEP
 EXTRA_KEYS = {
     "netcopy_schema", "mode", "size", "threads", "messages_per_round", "bytes_per_round",
     "throughput_gbps", "throughput_gbps_per_connection", "ns_per_message", "rounds",
-    "integrity", "placement", "sink_recv_buffer",
+    "integrity", "placement", "sink_recv_buffer", "steal_ms",
 }  # fmt: skip
 
 
@@ -58,6 +58,10 @@ def test_sweep_writes_trustworthy_json(pytester: pytest.Pytester) -> None:
         assert extra["bytes_per_round"] == extra["messages_per_round"] * extra["size"]
         assert extra["messages_per_round"] == extra["messages_per_connection"] * extra["threads"]
         assert len(extra["rounds"]["seconds"]) == 2
+        # hypervisor steal per round, from this machine's /proc/stat (0 on bare metal)
+        steal = extra["rounds"]["steal_ms"]
+        assert len(steal) == 2 and all(s is not None and s >= 0 for s in steal)
+        assert extra["steal_ms"] == sum(steal)
         assert extra["integrity"] == {"ok": True, "verified_bytes": 2 * extra["bytes_per_round"]}
         assert extra["throughput_gbps"] > 0
         per_conn = extra["throughput_gbps_per_connection"] * extra["threads"]
@@ -263,7 +267,7 @@ def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester
     _, extra = run_one(pytester, "--netcopy-control=none")
     assert "control" not in extra
     assert "throughput_vs_control" not in extra and "cpu_vs_control" not in extra
-    assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "cpu_ns_per_byte"}
+    assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "steal_ms", "cpu_ns_per_byte"}
 
 
 def test_sink_is_stopped_when_the_session_ends(pytester: pytest.Pytester) -> None:
