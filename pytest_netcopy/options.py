@@ -197,6 +197,11 @@ SPECS: tuple[Spec, ...] = (
          + ", ".join(EVENTS)),
     Spec("recv_buffer", _recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
          "size of the sink's fixed recv_into buffer"),
+    Spec("user_rounds", _count(0), "6", "N",
+         "untimed rounds after the measured ones that sample the sender threads' user-mode "
+         "CPU time (user_cpu_ns_per_byte: the cost of the sender's own code, which the speed "
+         "of the kernel's network path does not move); the 10 kHz sampling timer would slow "
+         "a measured round by 10-20% on a VM. 0: none"),
     Spec("control", _choice("bare_send", "none"), "bare_send", "bare_send|none",
          "a control send (the message already one buffer: stamp it, sendall) measured on the "
          "same connections around every measured round; the *_vs_control figures divide by "
@@ -220,6 +225,7 @@ class Settings:
     counters: list[str]
     recv_buffer: int
     control: str
+    user_rounds: int
     sources: dict[str, str]
 
     def describe(self, name: str) -> str:

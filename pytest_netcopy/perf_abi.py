@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import platform
 import re
@@ -27,6 +28,7 @@ SYSCALL_NUMBERS = {"x86_64": 298, "aarch64": 241, "arm64": 241}
 # perf_event_attr (6.3+ layout, 136 bytes; older kernels accept it while the tail is zero)
 ATTR_SIZE = 136
 OFF_TYPE, OFF_SIZE, OFF_CONFIG, OFF_READ_FORMAT, OFF_FLAGS = 0, 4, 8, 32, 40
+OFF_SAMPLE_PERIOD, OFF_SAMPLE_TYPE = 16, 24
 FLAG_DISABLED = 1 << 0
 FLAG_INHERIT = 1 << 1
 FLAG_EXCLUDE_KERNEL = 1 << 5
@@ -65,6 +67,24 @@ class PerfSys(Protocol):
     def read(self, fd: int, nbytes: int) -> bytes: ...
 
     def close(self, fd: int) -> None: ...
+
+
+class RingMemory(Protocol):
+    """A sampling event's mapped ring buffer: readable and writable bytes, closable."""
+
+    def __getitem__(self, index: slice) -> bytes: ...
+
+    def __setitem__(self, index: slice, value: bytes) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SamplingSys(PerfSys, Protocol):
+    """The boundary for sampling events: PerfSys plus mapping an event's ring buffer."""
+
+    def mmap(self, fd: int, length: int) -> RingMemory: ...
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,9 @@ class CtypesPerfSys:
     def close(self, fd: int) -> None:
         os.close(fd)
 
+    def mmap(self, fd: int, length: int) -> RingMemory:
+        return mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+
 
 def pack_attr(
     type_: int,
@@ -140,8 +163,11 @@ def pack_attr(
     exclude_kernel: bool = False,
     exclude_hv: bool = False,
     read_format: int = GROUP_READ_FORMAT,
+    sample_period: int = 0,
+    sample_type: int = 0,
 ) -> bytes:
-    """A counting (not sampling) ``struct perf_event_attr``, native byte order."""
+    """A ``struct perf_event_attr``, native byte order: counting, or sampling every
+    ``sample_period`` (events; ns for the clock events) when that is > 0."""
     flags = (
         (FLAG_DISABLED if disabled else 0)
         | (FLAG_INHERIT if inherit else 0)
@@ -153,6 +179,8 @@ def pack_attr(
     struct.pack_into("=I", buf, OFF_SIZE, ATTR_SIZE)
     struct.pack_into("=Q", buf, OFF_CONFIG, config)
     struct.pack_into("=Q", buf, OFF_READ_FORMAT, read_format)
+    struct.pack_into("=Q", buf, OFF_SAMPLE_PERIOD, sample_period)
+    struct.pack_into("=Q", buf, OFF_SAMPLE_TYPE, sample_type)
     struct.pack_into("=Q", buf, OFF_FLAGS, flags)
     return bytes(buf)
 

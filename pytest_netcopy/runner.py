@@ -31,6 +31,7 @@ from pytest_netcopy.transfer import (
     SinkProcess,
     TransferError,
 )
+from pytest_netcopy.usertime import user_pass
 
 #: bytes per connection in the first calibration round
 CALIBRATION_START_BYTES = 256 * 1024
@@ -426,6 +427,8 @@ class Netcopy:
                 control_round()  # and one after the last measured round
                 if settings.counters:
                     state["syscalls"] = syscall_pass(state["pool"], state["count"])
+                if settings.user_rounds:
+                    state["user"] = user_pass(state["pool"], state["count"], settings.user_rounds)
                 state["pool"].finish_stream()
         except ModeUnsupported as exc:
             skip_reason = str(exc)
@@ -471,6 +474,8 @@ class Netcopy:
             extra = control_figures(rounds, per_round, control_rounds, control_cpu)
             info["rounds"].update(extra.pop("rounds"))
             info.update(extra)
+        if "user" in state:
+            info.update(state["user"])
         hint = state["counters"].fallback_hint()
         if hint:
             self._session.hints.add(hint)

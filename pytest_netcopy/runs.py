@@ -72,10 +72,15 @@ class Result:
         return self.extra.get(name)
 
     def round_samples(self, name: str) -> list[float]:
-        """Per-round values of a metric (``rounds[name]``), or [] when not recorded."""
-        rounds = self.extra.get("rounds") or {}
-        values = rounds.get(name) or []
-        return [float(v) for v in values if v is not None]
+        """Per-round values of a metric, or [] when not recorded: ``rounds[name]`` (the
+        measured rounds), else ``pass_rounds[name]`` (the untimed rounds of a pass such as
+        the user-time one)."""
+        for section in ("rounds", "pass_rounds"):
+            rounds = self.extra.get(section)
+            values = rounds.get(name) if isinstance(rounds, Mapping) else None
+            if values:
+                return [float(v) for v in values if isinstance(v, int | float)]
+        return []
 
 
 @dataclass(frozen=True)

@@ -273,6 +273,8 @@ COUNTER_METRICS = (
     Metric("syscalls/message", syscalls_total, _sig),
     Metric("cycles/byte", _key("cycles_per_byte"), _sig, event=("counters", "cycles")),
 )
+#: from the untimed user-time pass (usertime.py), not a perf count of the measured rounds
+USER_CPU = Metric("sender user CPU ns/byte", _key("user_cpu_ns_per_byte"), _sig)
 COUNTER_KEYS = (
     "cpu_ns_per_byte",
     "sink_cpu_ns_per_byte",
@@ -305,6 +307,21 @@ def _counter_status(results: Sequence[Extra], metric: Metric) -> str | None:
     return f"{event}: {', '.join(sorted(statuses))}" if statuses else None
 
 
+def _after_sender_cpu(metrics: list[Metric], metric: Metric) -> None:
+    anchor = COUNTER_METRICS[0]
+    metrics.insert(metrics.index(anchor) + 1 if anchor in metrics else len(metrics), metric)
+
+
+def _user_time_status(results: Sequence[Extra]) -> str:
+    """Why the user-time line has no value anywhere, from the passes' statuses."""
+    found = {
+        str(r["user_time"].get("status"))
+        for r in results
+        if isinstance(r.get("user_time"), Mapping)
+    }
+    return ", ".join(sorted(found)) or "no pass"
+
+
 def select_metrics(
     results: Sequence[Extra], counters: Counters = "auto"
 ) -> tuple[list[Metric], list[str]]:
@@ -322,6 +339,7 @@ def select_metrics(
     notes: list[str] = []
     if counters is True:
         metrics.extend(COUNTER_METRICS)
+        _after_sender_cpu(metrics, USER_CPU)
     elif counters == "auto":
         left_out = []
         for metric in COUNTER_METRICS:
@@ -330,6 +348,10 @@ def select_metrics(
             elif any(key in r for r in results for key in COUNTER_KEYS):
                 status = _counter_status(results, metric)
                 left_out.append(f"{metric.label} ({status})" if status else metric.label)
+        if any(USER_CPU.get(r) is not None for r in results):
+            _after_sender_cpu(metrics, USER_CPU)
+        elif any("user_cpu_ns_per_byte" in r for r in results):
+            left_out.append(f"{USER_CPU.label} ({_user_time_status(results)})")
         if left_out:
             notes.append("not counted in this run: " + "; ".join(left_out))
     return metrics, notes
@@ -407,6 +429,11 @@ def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool)
         lines.append(
             "Gbps vs control = Gbps / the control send's (bare_send: one prepared buffer, "
             "sendall) in the rounds around it, same connections (median of the rounds)."
+        )
+    if USER_CPU in metrics:
+        lines.append(
+            "sender user CPU ns/byte = the sender threads' user-mode CPU time per byte (their own "
+            "code, not the kernel's), sampled at 10 kHz in untimed rounds after the measured ones."
         )
     if COPIED in metrics:
         lines.append(

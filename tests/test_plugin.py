@@ -62,6 +62,14 @@ def test_sweep_writes_trustworthy_json(pytester: pytest.Pytester) -> None:
         steal = extra["rounds"]["steal_ms"]
         assert len(steal) == 2 and all(s is not None and s >= 0 for s in steal)
         assert extra["steal_ms"] == sum(steal)
+        # the untimed user-time pass: 6 rounds by default, a figure only when sampled
+        user = extra["user_time"]
+        per_pass = extra["pass_rounds"]["user_cpu_ns_per_byte"]
+        if user["status"] == "ok":
+            assert user["rounds"] == len(per_pass) == 6
+            assert extra["user_cpu_ns_per_byte"] == pytest.approx(statistics.median(per_pass))
+        else:  # an account that may not sample: said why, no figure
+            assert user["reason"] and extra["user_cpu_ns_per_byte"] is None and per_pass == []
         assert extra["integrity"] == {"ok": True, "verified_bytes": 2 * extra["bytes_per_round"]}
         assert extra["throughput_gbps"] > 0
         per_conn = extra["throughput_gbps_per_connection"] * extra["threads"]
@@ -268,6 +276,11 @@ def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester
     assert "control" not in extra
     assert "throughput_vs_control" not in extra and "cpu_vs_control" not in extra
     assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "steal_ms", "cpu_ns_per_byte"}
+
+
+def test_without_user_rounds_no_user_figures(pytester: pytest.Pytester) -> None:
+    _, extra = run_one(pytester, "--netcopy-user-rounds=0")
+    assert not {"user_cpu_ns_per_byte", "user_time", "pass_rounds"} & set(extra)
 
 
 def test_sink_is_stopped_when_the_session_ends(pytester: pytest.Pytester) -> None:

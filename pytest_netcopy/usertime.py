@@ -1,0 +1,262 @@
+"""The sender threads' user-mode CPU time per byte, sampled in untimed rounds.
+
+Why a figure of its own: the sender's own code (the copies, the framing, the
+Python loop) runs in user mode; the kernel's network path runs in kernel
+mode. On our VM the speed of the kernel path moves by tens of percent in
+spells (docs/gate.md), and it drags every whole-thread figure with it. The
+user-mode part does not move with it: 64 KiB two_copy measured 0.023-0.026
+user ns per byte in four processes while its kernel part ran at 0.17 or 0.23,
+and one more copy of each message raised it by 51-79% (the whole-thread CPU
+per byte by 10%). So ``user_cpu_ns_per_byte`` is what a change to the sender's
+own code moves, and little else does.
+
+How: a counting ``task-clock`` ignores ``exclude_kernel`` (measured: the same
+count with ``:u`` and ``:k``), a *sampling* one honours it. So one task-clock
+event per sender thread samples every ``SAMPLE_PERIOD_NS`` of the thread's
+CPU time with ``exclude_kernel=1``: only samples that interrupt user mode are
+written. Each sample record is its 8-byte header (``sample_type`` 0) in the
+event's ring buffer, drained after every round; user time ~ samples x period.
+Samples the kernel could not store (``PERF_RECORD_LOST``) were still taken
+and count. A throttled event (``PERF_RECORD_THROTTLE``) skipped samples: then
+the figure is withheld (status ``throttled``), not guessed.
+
+Cost: a 10 kHz timer per thread slowed rounds by 16-21% on our VM (timer
+interrupts exit to the host), so these rounds are never measured ones: they
+run after the measured rounds, like the syscall pass.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import statistics
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from pytest_netcopy.perf_abi import (
+    DENIED_ERRNOS,
+    IOC_DISABLE,
+    IOC_ENABLE,
+    PERF_FLAG_FD_CLOEXEC,
+    TYPE_SOFTWARE,
+    UNSUPPORTED_ERRNOS,
+    CtypesPerfSys,
+    RingMemory,
+    SamplingSys,
+    pack_attr,
+)
+from pytest_netcopy.transfer import RoundResult, SenderPool
+
+#: one sample per 100 us of a thread's CPU time: ~60 samples in the user part
+#: of a 50 ms round at 64 KiB, hundreds at 4 KiB
+SAMPLE_PERIOD_NS = 100_000
+#: untimed rounds of the pass by default (6 + 6 rounds: an exact Mann-Whitney
+#: test can reach p = 0.002 < the gate's 0.01)
+DEFAULT_ROUNDS = 6
+#: data pages of each ring (a power of two): 8 x 4 KiB holds 4096 samples,
+#: a thread running 0.4 s of user time in one round
+RING_PAGES = 8
+TASK_CLOCK = 1
+
+# struct perf_event_mmap_page: data_head, data_tail, data_offset, data_size (4.1+)
+META_HEAD = 1024
+META_TAIL = 1032
+META_LAYOUT = struct.Struct("=QQQQ")
+RECORD_HEADER = struct.Struct("=IHH")  # type, misc, size
+RECORD_LOST, RECORD_THROTTLE, RECORD_SAMPLE = 2, 5, 9
+
+OK, THROTTLED, NOT_PERMITTED, NOT_SUPPORTED, NOT_COUNTED = (
+    "ok",
+    "throttled",
+    "not permitted",
+    "not supported",
+    "not counted",
+)
+PERMISSION_HINT = (
+    "sampling the sender threads needs kernel.perf_event_paranoid <= 2 (user-mode samples "
+    "of one's own threads) and room under kernel.perf_event_mlock_kb for the ring buffers"
+)
+
+
+@dataclass
+class Drained:
+    """What one drain of a ring buffer found."""
+
+    samples: int = 0
+    lost: int = 0
+    throttled: int = 0
+
+    def __add__(self, other: Drained) -> Drained:
+        return Drained(
+            self.samples + other.samples, self.lost + other.lost, self.throttled + other.throttled
+        )
+
+    @property
+    def taken(self) -> int:
+        """Samples the kernel took: stored ones and the ones it had to drop."""
+        return self.samples + self.lost
+
+
+def _ring_bytes(mem: RingMemory, offset: int, size: int, pos: int, n: int) -> bytes:
+    start = pos % size
+    if start + n <= size:
+        return mem[offset + start : offset + start + n]
+    first = mem[offset + start : offset + size]
+    return first + mem[offset : offset + n - len(first)]
+
+
+def drain(mem: RingMemory, page_size: int = mmap.PAGESIZE) -> Drained:
+    """Count the records between the ring's tail and head, then free them.
+
+    Called only while the event is disabled, so the kernel is not writing.
+    """
+    head, tail, offset, size = META_LAYOUT.unpack(mem[META_HEAD : META_HEAD + META_LAYOUT.size])
+    if size == 0:  # kernels before 4.1: the data pages follow the first page
+        offset, size = page_size, len(mem) - page_size
+    out = Drained()
+    pos = tail
+    while pos < head:
+        kind, _misc, length = RECORD_HEADER.unpack(_ring_bytes(mem, offset, size, pos, 8))
+        if length < RECORD_HEADER.size or pos + length > head:
+            raise ValueError(f"perf ring buffer: a record of {length} bytes at {pos} (head {head})")
+        if kind == RECORD_SAMPLE:
+            out.samples += 1
+        elif kind == RECORD_LOST:  # u64 id, u64 lost
+            out.lost += struct.unpack("=QQ", _ring_bytes(mem, offset, size, pos + 8, 16))[1]
+        elif kind == RECORD_THROTTLE:
+            out.throttled += 1
+        pos += length
+    mem[META_TAIL : META_TAIL + 8] = struct.pack("=Q", head)
+    return out
+
+
+class UserTime:
+    """A user-mode-only sampling task-clock on each of some threads."""
+
+    def __init__(
+        self,
+        tids: Sequence[int],
+        *,
+        period_ns: int = SAMPLE_PERIOD_NS,
+        sys: SamplingSys | None = None,
+        pages: int = RING_PAGES,
+        page_size: int = mmap.PAGESIZE,
+    ) -> None:
+        self.tids = list(tids)
+        self.period_ns = period_ns
+        self.sys: SamplingSys = CtypesPerfSys() if sys is None else sys
+        self.pages = pages
+        self.page_size = page_size
+        self.fds: list[int] = []
+        self.rings: list[RingMemory] = []
+        self.status = NOT_COUNTED
+        self.reason: str | None = None
+
+    def open(self) -> None:
+        attr = pack_attr(
+            TYPE_SOFTWARE, TASK_CLOCK, disabled=True, exclude_kernel=True, exclude_hv=True,
+            read_format=0, sample_period=self.period_ns,
+        )  # fmt: skip
+        step = "perf_event_open"
+        try:
+            for tid in self.tids:
+                step = "perf_event_open"
+                fd = self.sys.open(attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC)
+                self.fds.append(fd)
+                step = "mmap of its ring buffer"
+                self.rings.append(self.sys.mmap(fd, (1 + self.pages) * self.page_size))
+        except OSError as exc:
+            self.close()
+            code = exc.errno or 0
+            if code in DENIED_ERRNOS:
+                self.status = NOT_PERMITTED
+                hint = f" ({PERMISSION_HINT})"
+            elif code in UNSUPPORTED_ERRNOS:
+                self.status, hint = NOT_SUPPORTED, ""
+            else:
+                self.status, hint = NOT_COUNTED, ""
+            name = errno.errorcode.get(code, str(code))
+            self.reason = f"{step} of a user-mode task-clock sampler: {name}{hint}"
+            return
+        self.status = OK
+
+    def run(self, round_: Callable[[], RoundResult]) -> tuple[RoundResult, Drained]:
+        """One round with the samplers on; what they recorded, all threads together."""
+        for ring in self.rings:
+            drain(ring, self.page_size)  # nothing should be there; never count it
+        for fd in self.fds:
+            self.sys.ioctl(fd, IOC_ENABLE, 0)
+        try:
+            result = round_()
+        finally:
+            for fd in self.fds:
+                self.sys.ioctl(fd, IOC_DISABLE, 0)
+        total = Drained()
+        for ring in self.rings:
+            total = total + drain(ring, self.page_size)
+        return result, total
+
+    def close(self) -> None:
+        for ring in self.rings:
+            ring.close()
+        self.rings.clear()
+        for fd in self.fds:
+            self.sys.close(fd)
+        self.fds.clear()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def user_pass(
+    pool: SenderPool,
+    count: int,
+    rounds: int = DEFAULT_ROUNDS,
+    *,
+    sys: SamplingSys | None = None,
+    period_ns: int = SAMPLE_PERIOD_NS,
+) -> dict[str, Any]:
+    """``rounds`` untimed rounds of ``count`` messages per thread with the samplers on.
+
+    Returns the extra_info entries: ``user_cpu_ns_per_byte`` (median of the
+    rounds, None unless status ``ok``), ``user_time`` (how it was measured)
+    and ``pass_rounds.user_cpu_ns_per_byte`` (per round: the gate's samples).
+    Without permission no round runs.
+    """
+    per_round: list[float] = []
+    total = Drained()
+    with UserTime(pool.tids, period_ns=period_ns, sys=sys) as sampler:
+        status, reason = sampler.status, sampler.reason
+        if status == OK:
+            for _ in range(rounds):
+                result, got = sampler.run(lambda: pool.run_round(count))
+                total = total + got
+                per_round.append(got.taken * period_ns / result.bytes)
+    if status == OK and total.throttled:
+        status = THROTTLED
+        reason = (
+            f"the kernel throttled the samplers {total.throttled} time(s) "
+            "(kernel.perf_event_max_sample_rate below 10 kHz?): samples are missing"
+        )
+    if status == OK and not per_round:
+        status, reason = NOT_COUNTED, "no rounds (--netcopy-user-rounds=0)"
+    ok = status == OK
+    return {
+        "user_cpu_ns_per_byte": statistics.median(per_round) if ok else None,
+        "user_time": {
+            "status": status,
+            "reason": reason,
+            "rounds": len(per_round),
+            "sample_period_ns": period_ns,
+            "samples": total.samples,
+            "lost": total.lost,
+            "throttled": total.throttled,
+        },
+        "pass_rounds": {"user_cpu_ns_per_byte": per_round if ok else []},
+    }
