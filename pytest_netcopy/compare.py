@@ -26,6 +26,7 @@ from pytest_netcopy.gate import (
     format_rules,
     has_control,
     parse_rules,
+    parse_speed_tolerance,
 )
 from pytest_netcopy.runs import load_run
 
@@ -70,6 +71,15 @@ def register(subparsers: Any) -> None:
         "Default: off (the differences are printed above the table)",
     )
     parser.add_argument(
+        "--speed-tolerance",
+        metavar="PCT",
+        default="10%",
+        help="a benchmark whose control send ran more than PCT faster or slower in NEW than "
+        "in BASE was measured with the machine at another speed: its speed-dependent rows are "
+        "'not comparable' (user CPU and syscall counts are judged anyway); 'off': judge at "
+        "any speed. Default: %(default)r",
+    )
+    parser.add_argument(
         "--format",
         metavar="FMT",
         default="simple",
@@ -102,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         return _error(
             f"--gate {args.gate!r} has no rule; {format_rules(DEFAULT_RULES)!r} is the default"
         )
+    try:
+        tolerance = parse_speed_tolerance(args.speed_tolerance)
+    except ValueError as exc:
+        return _error(f"--speed-tolerance: {exc}")
     if args.format not in tabulate_formats:
         return _error(
             f"--format {args.format!r} is not a table format; choose one of "
@@ -132,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             rules,
             two_sided=args.two_sided,
             strict_machine=args.strict_machine,
+            speed_tolerance=tolerance,
         )
     except MachineMismatch as exc:
         return _error(str(exc))

@@ -33,6 +33,7 @@ from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_bas
 from pytest_netcopy.gate import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
+    DEFAULT_SPEED_TOLERANCE,
     GateOutcome,
     MachineMismatch,
     Rule,
@@ -42,6 +43,7 @@ from pytest_netcopy.gate import (
     has_control,
     machine_differences,
     parse_rules,
+    parse_speed_tolerance,
 )
 from pytest_netcopy.machine import machine_facts
 from pytest_netcopy.options import Spec, add_spec, parse_bool, resolve_spec
@@ -116,6 +118,15 @@ STRICT_MACHINE = Spec(
 )  # fmt: skip
 
 
+SPEED_TOLERANCE = Spec(
+    "gate_speed_tolerance", parse_speed_tolerance, "10%", "PCT|off",
+    "a benchmark whose control send ran more than PCT faster or slower than in the baseline "
+    "was measured with the machine at another speed: its speed-dependent rows are 'not "
+    "comparable' instead of judged (user CPU and syscall counts are judged anyway); off: "
+    "judge at any speed",
+)  # fmt: skip
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Add the gate's options to the netcopy group."""
     add_spec(parser, BASELINE)
@@ -136,6 +147,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     add_spec(parser, TWO_SIDED)
     add_spec(parser, STRICT_MACHINE)
+    add_spec(parser, SPEED_TOLERANCE)
 
 
 # ---------------------------------------------------------------------------
@@ -173,6 +185,7 @@ class GateSettings:
     rules_source: str = "default"
     two_sided: bool = False
     strict_machine: bool = False
+    speed_tolerance: float | None = DEFAULT_SPEED_TOLERANCE
     #: this machine's facts (machine_info["netcopy"] keys), for the current run
     machine: dict[str, Any] = field(default_factory=dict)
 
@@ -226,6 +239,7 @@ def resolve_gate(config: pytest.Config) -> GateSettings:
     enabled, gate_source, gate_kind, rules, rules_source = _resolve_gate_switch(config)
     two_sided, two_sided_source = resolve_spec(config, TWO_SIDED)
     strict, strict_source = resolve_spec(config, STRICT_MACHINE)
+    tolerance, _ = resolve_spec(config, SPEED_TOLERANCE)
     value, baseline_source = resolve_spec(config, BASELINE)
     if not _sources(config, BASELINE) or not value:
         # No baseline. What the command line or the environment asked for
@@ -275,6 +289,7 @@ def resolve_gate(config: pytest.Config) -> GateSettings:
         rules_source=rules_source,
         two_sided=bool(two_sided),
         strict_machine=bool(strict),
+        speed_tolerance=tolerance,
         machine=facts,
     )
 
@@ -412,6 +427,7 @@ class GatePlugin:
                 two_sided=s.two_sided,
                 strict_machine=s.strict_machine,
                 overrides=self.overrides,
+                speed_tolerance=s.speed_tolerance,
             )
         except MachineMismatch as exc:  # checked at configure time; kept for safety
             self.error = f"netcopy gate: {exc}"

@@ -67,7 +67,7 @@ def test_identical_rerun_passes(netcopy: Main, capsys: pytest.CaptureFixture[str
 def test_slower_run_fails_with_exit_1(netcopy: Main, capsys: pytest.CaptureFixture[str]) -> None:
     assert compare(netcopy, DATA / "baseline.json", DATA / "slower.json") == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[-1].startswith("netcopy gate: 3 regressions in two_copy-4096B-1t")
+    assert out.splitlines()[-1].startswith("netcopy gate: 4 regressions in two_copy-4096B-1t")
     assert "IMPROVEMENT" in out  # zero_copy: reported, not failed
     assert "new, not in the baseline (not compared): two_copy-65536B-1t" in out
 
@@ -94,7 +94,7 @@ def test_another_machine_is_said_above_the_table(
     assert any("cpu_model" in line and "AMD EPYC 7B13" in line for line in lines[3:6])
     assert lines[6].split()[0] == "benchmark"
     assert "in the baseline only (not run now, not compared): one_copy-4096B-1t" in lines
-    assert lines[-1] == "netcopy gate: no regression in 2 benchmarks (4 not comparable)"
+    assert lines[-1] == "netcopy gate: no regression in 2 benchmarks (5 not comparable)"
 
 
 def test_runs_without_the_control_are_refused_by_rules_that_need_it(
@@ -161,6 +161,7 @@ def test_missing_file_is_bad_input(
         ("--gate", "throughput_gbps:10%", "--gate: bad gate rule 'throughput_gbps:10%'"),
         ("--gate", " , ", "has no rule"),
         ("--format", "nope", "--format 'nope' is not a table format"),
+        ("--speed-tolerance", "fast", "--speed-tolerance: 'fast': expected a percentage"),
     ],
 )
 def test_bad_options_are_one_line_errors(
@@ -181,7 +182,10 @@ def test_help_names_every_option_and_its_default(
         netcopy(["compare", "--help"])
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    defaults = "throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%"
+    defaults = (
+        "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
+        "user_cpu_ns_per_byte:+25%@-zero_copy"
+    )
     assert f"Default: '{defaults}'" in text
     for option in [
         "--gate RULES",
@@ -189,9 +193,11 @@ def test_help_names_every_option_and_its_default(
         "--strict-machine",
         "--format FMT",
         "--storage DIR",
+        "--speed-tolerance PCT",
     ]:
         assert option in text
     assert "Default: 'simple'" in text and "Default: '.benchmarks'" in text
+    assert "'off': judge at any speed. Default: '10%'" in text
 
 
 def test_format_option(netcopy: Main, capsys: pytest.CaptureFixture[str]) -> None:
@@ -254,7 +260,7 @@ def test_program_exit_statuses(prefix: list[str]) -> None:
 
     bad = run_program(prefix, DATA / "baseline.json", DATA / "slower.json")
     assert bad.returncode == 1
-    assert bad.stdout.splitlines()[-1].startswith("netcopy gate: 3 regressions in")
+    assert bad.stdout.splitlines()[-1].startswith("netcopy gate: 4 regressions in")
 
     broken = run_program(prefix, DATA / "baseline.json", DATA / "truncated.json")
     assert broken.returncode == 2

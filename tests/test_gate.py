@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pytest_netcopy.gate import (
     mann_whitney_u,
     metric_value,
     parse_rules,
+    parse_speed_tolerance,
     smallest_p,
 )
 from pytest_netcopy.runs import Result, Run, load_run
@@ -96,7 +98,8 @@ def test_parse_rules_accepts_ini_layout_and_empty_text() -> None:
 
 def test_default_rules_are_the_documented_ones() -> None:
     assert format_rules(DEFAULT_RULES) == (
-        "throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%"
+        "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
+        "user_cpu_ns_per_byte:+25%@-zero_copy"
     )
 
 
@@ -146,14 +149,59 @@ def test_rule_validates_its_fields() -> None:
 
 
 metric_names = st.from_regex(r"[a-z_][a-z0-9_]{0,15}(\.[a-z0-9_]{1,8})?", fullmatch=True)
+mode_names = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True)
 rule_st = st.builds(
     Rule,
     metric=metric_names,
     direction=st.sampled_from([1, -1]),
     threshold=st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False),
     percent=st.booleans(),
-)
+).flatmap(
+    lambda rule: st.one_of(
+        st.just(rule),
+        st.builds(
+            Rule, st.just(rule.metric), st.just(rule.direction), st.just(rule.threshold),
+            st.just(rule.percent), st.lists(mode_names, min_size=1, max_size=3).map(tuple),
+            st.booleans(),
+        ),
+    )
+)  # fmt: skip
 rule_lists = st.lists(rule_st, max_size=6, unique_by=lambda r: (r.metric, r.direction))
+
+
+def test_a_rule_can_name_the_modes_it_judges() -> None:
+    only, but = parse_rules(
+        "cpu_vs_control:+5%@two_copy/one_copy user_cpu_ns_per_byte:+25%@-zero_copy"
+    )
+    assert (only.modes, only.except_modes) == (("two_copy", "one_copy"), False)
+    assert [only.applies_to(m) for m in ("two_copy", "one_copy", "zero_copy")] == [
+        True,
+        True,
+        False,
+    ]
+    assert [but.applies_to(m) for m in ("two_copy", "mine", "zero_copy")] == [True, True, False]
+    assert but.describe() == (
+        "a rise of user_cpu_ns_per_byte by more than 25% is bad (not for zero_copy)"
+    )
+    for bad in ("x:+5%@", "x:+5%@-", "x:+5%@two-copy", "x:+5%@a//b", "x:+5%@1mode"):
+        with pytest.raises(ValueError, match="after '@' is not a list of modes"):
+            parse_rules(bad)
+    with pytest.raises(ValueError, match="except_modes needs the modes"):
+        Rule("x", 1, 5.0, True, (), True)
+
+
+def test_a_rule_scoped_to_modes_judges_only_those() -> None:
+    slow = [1.0] * 10
+    fast = [2.0] * 10
+    old = make_run(sampled(fast, fast), sampled(fast, fast, mode="zero_copy"))
+    new = make_run(sampled(slow, slow), sampled(slow, slow, mode="zero_copy"))
+    rules = parse_rules("throughput_gbps:-10%@-zero_copy")
+    outcome = compare_runs(old, new, rules)
+    assert [(r.benchmark, r.verdict) for r in outcome.rows] == [("two_copy-4096B-1t", REGRESSION)]
+    # a marker's override replaces the metric's rule, scope included
+    overrides = {"zero_copy-4096B-1t": parse_rules("throughput_gbps:-10%")}
+    outcome = compare_runs(old, new, rules, overrides=overrides)
+    assert [r.verdict for r in outcome.rows] == [REGRESSION, REGRESSION]
 
 
 @given(rule_lists)
@@ -629,14 +677,14 @@ def test_render_on_the_fixture_files() -> None:
         "p", "(Mann-Whitney", "U)", "verdict",
     ]  # fmt: skip
     assert lines[-1] == (
-        "netcopy gate: 3 regressions in two_copy-4096B-1t "
-        "(throughput_vs_control, cpu_vs_control, syscalls_per_message)"
+        "netcopy gate: 4 regressions in two_copy-4096B-1t "
+        "(throughput_vs_control, cpu_vs_control, syscalls_per_message, user_cpu_ns_per_byte)"
     )
     table = "\n".join(lines)
     assert "-20.0%" in table and "REGRESSION" in table and "IMPROVEMENT" in table
     assert "new, not in the baseline (not compared): two_copy-65536B-1t" in table
     assert "Rerun to confirm it" in table
-    assert len(outcome.rows) == 9
+    assert len(outcome.rows) == 11  # 4 rules each; the user one not for zero_copy
 
     rerun = compare_runs(base, load_run(DATA / "rerun.json"), DEFAULT_RULES)
     assert not rerun.failed
@@ -648,3 +696,79 @@ def test_render_other_formats() -> None:
     text = compare_runs(base, base, DEFAULT_RULES).render("github")
     assert "| two_copy-4096B-1t " in text
     assert text.splitlines()[-1] == "netcopy gate: no regression in 3 benchmarks"
+
+
+# ---------------------------------------------------------------------------
+# the speed guard: figures from two machine speeds are not judged
+
+
+def with_control(gbps: list[float], control_gbps: float, mode: str = "two_copy") -> Result:
+    """A benchmark with ratio figures, user CPU from a pass, and its control's speed."""
+    ratio = [g / control_gbps for g in gbps]
+    return make_result(
+        mode=mode,
+        rounds={"throughput_gbps": gbps, "throughput_vs_control": ratio},
+        pass_rounds={"user_cpu_ns_per_byte": [0.02 + 0.0001 * i for i in range(6)]},
+        throughput_gbps=gbps[5],
+        throughput_vs_control=ratio[5],
+        user_cpu_ns_per_byte=0.0203,
+        control={"mode": "bare_send", "throughput_gbps": control_gbps},
+    )
+
+
+GUARD_RULES = parse_rules("throughput_vs_control:-5% user_cpu_ns_per_byte:+25%")
+SLOW_LEVEL = [40.0 + 0.1 * i for i in range(10)]
+
+
+def test_a_benchmark_measured_at_another_speed_is_not_judged_on_speed_figures() -> None:
+    # the same code at the machine's slow and fast speed: the ratio moved (-10%),
+    # the control by +35%; the user CPU did not move and is judged all the same
+    old = make_run(with_control(SLOW_LEVEL, 46.0))
+    new = make_run(with_control([g * 1.22 for g in SLOW_LEVEL], 62.0))
+    outcome = compare_runs(old, new, GUARD_RULES)
+    ratio, user = outcome.rows
+    assert ratio.verdict == NOT_COMPARABLE
+    assert ratio.reason == (
+        "the machine ran at another speed (control 46 -> 62 Gbps, +35%, beyond 10%)"
+    )
+    assert ratio.baseline == pytest.approx(statistics.median(SLOW_LEVEL) / 46)
+    assert ratio.current is not None
+    assert user.verdict == OK
+    assert outcome.speed_changed == ["two_copy-4096B-1t"] and not outcome.failed
+    assert outcome.summary() == (
+        "netcopy gate: no regression in 1 benchmark (1 not comparable; 1 benchmark measured "
+        "at another machine speed: rerun to judge them)"
+    )
+    # off: judged at any speed, and then it is a regression
+    judged = compare_runs(old, new, GUARD_RULES, speed_tolerance=None)
+    assert judged.rows[0].verdict == REGRESSION and not judged.speed_changed
+
+
+@given(st.floats(0.5, 2.0), st.floats(0.01, 0.5))
+def test_the_guard_acts_exactly_beyond_the_tolerance(factor: float, tolerance: float) -> None:
+    old = make_run(with_control(SLOW_LEVEL, 40.0))
+    new = make_run(with_control(SLOW_LEVEL, 40.0 * factor))
+    outcome = compare_runs(old, new, GUARD_RULES, speed_tolerance=tolerance)
+    guarded = outcome.rows[0].verdict == NOT_COMPARABLE
+    assert guarded == (abs(40.0 * factor / 40.0 - 1) > tolerance)
+    assert outcome.rows[1].verdict != NOT_COMPARABLE  # user CPU: never guarded
+
+
+def test_without_control_figures_there_is_nothing_to_guard_on() -> None:
+    old = make_run(sampled([10.0] * 10, [1.0] * 10))
+    new = make_run(sampled([5.0] * 10, [1.0] * 10))
+    outcome = compare_runs(old, new, parse_rules("throughput_gbps:-10%"))
+    assert outcome.rows[0].verdict == REGRESSION
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("10%", 0.10), ("10", 0.10), ("2.5%", 0.025), ("0", 0.0), ("off", None)]
+)
+def test_speed_tolerance_parses(text: str, value: float | None) -> None:
+    assert parse_speed_tolerance(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "-5%", "ten", "10%%", "inf"])
+def test_speed_tolerance_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="expected a percentage such as '10%'"):
+        parse_speed_tolerance(text)

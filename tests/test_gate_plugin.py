@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from _support import FAST, SWEEP
 
-from pytest_netcopy.gate import DEFAULT_RULES, parse_rules
+from pytest_netcopy.gate import DEFAULT_RULES, format_rules, parse_rules
 from pytest_netcopy.gateplugin import parse_gate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,13 @@ def test_save_rerun_slower_build_and_two_sided(
 ) -> None:
     pytester.makepyfile(test_sweep=SWEEP, test_relaxed=RELAXED)
     pytester.makepyfile(slow_build=EXTRA_COPY.read_text())
-    gate = (f"--netcopy-gate={RULES}", "--netcopy-baseline=*base")
+    # the rules machinery under test, not the speed guard: with a parallel test run on
+    # the same CPUs, the control send's speed moves by more than its 10% between runs
+    gate = (
+        f"--netcopy-gate={RULES}",
+        "--netcopy-baseline=*base",
+        "--netcopy-gate-speed-tolerance=off",
+    )
 
     # 1. the baseline, saved in pytest-benchmark's storage
     saved = pytester.runpytest_subprocess(*RUN, "--benchmark-save=base")
@@ -132,7 +138,7 @@ def test_save_rerun_slower_build_and_two_sided(
     # 4. two-sided: the normal build against the slow run is an improvement, and fails
     better = pytester.runpytest_subprocess(
         *RUN, f"--netcopy-gate={RULES}", "--netcopy-baseline=slow.json",
-        "--netcopy-gate-two-sided", "-k", "test_send_path",
+        "--netcopy-gate-two-sided", "-k", "test_send_path", "--netcopy-gate-speed-tolerance=off",
     )  # fmt: skip
     better.assert_outcomes(passed=1)
     assert better.ret == pytest.ExitCode.TESTS_FAILED, better.stdout.str()
@@ -158,17 +164,23 @@ def test_the_default_rules_catch_a_slower_send_path_relative_to_the_control(
     text = slow.stdout.str()
     assert slow.ret == pytest.ExitCode.TESTS_FAILED, text
     slow.stdout.fnmatch_lines(
-        ["netcopy gate: on; baseline base.json; rules throughput_vs_control:-5% "
-         "cpu_vs_control:+5% syscalls_per_message:+10% (default)"]
+        [f"netcopy gate: on; baseline base.json; rules {format_rules(DEFAULT_RULES)} (default)"]
     )  # fmt: skip
-    # CPU per byte against the control is the robust one: 64 more copies of each
-    # message cost ~4x. (Throughput against the control fails too on a quiet machine;
-    # with the CPUs shared by a parallel test run, wall-clock rounds of 10 ms can
-    # stall on the starved receiver, so this test does not insist on it.)
-    assert row(slow, "two_copy-65536B-1t", "cpu_vs_control").endswith("REGRESSION")
-    assert "(exact, 8+8 rounds)" in row(slow, "two_copy-65536B-1t", "throughput_vs_control")
+    # The sender's user-mode CPU is the robust one: 64 more copies of each message
+    # cost it ~20x, and the machine's speed does not move it. CPU per byte against
+    # the control (~4x) fails too, unless the control's speed moved by more than 10%
+    # (a parallel test run shares the CPUs): then it is not judged, and says why.
+    # (Throughput against the control fails too on a quiet machine; with starved
+    # CPUs, wall-clock rounds of 10 ms can stall on the receiver: not insisted on.)
+    user = row(slow, "two_copy-65536B-1t", "user_cpu_ns_per_byte")
+    if "not comparable" in user:  # pragma: no cover - an account that may not sample
+        assert "not permitted" in slow.stdout.str() or "not supported" in slow.stdout.str()
+    else:
+        assert user.endswith("REGRESSION") and "(exact, 6+6 rounds)" in user, user
+    cpu = row(slow, "two_copy-65536B-1t", "cpu_vs_control")
+    assert cpu.endswith("REGRESSION") or "machine ran at another speed" in cpu, cpu
     assert re.fullmatch(
-        r"netcopy gate: [12] regressions? in two_copy-65536B-1t \(.*cpu_vs_control\)",
+        r"netcopy gate: [123] regressions? in two_copy-65536B-1t \(.*\).*",
         last_line(slow),
     )
 
@@ -268,6 +280,9 @@ def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
         (["--netcopy-baseline=BASE", "--netcopy-gate"], "netcopy_gate = cpu:+1% cpu:+2%", {},
          "ERROR: ini option netcopy_gate in *tox.ini='cpu:+1% cpu:+2%': bad gate rule 'cpu:+2%': "
          "a rule for a rise of cpu is given twice"),
+        (["--netcopy-baseline=BASE", "--netcopy-gate-speed-tolerance=a lot"], "", {},
+         "ERROR: --netcopy-gate-speed-tolerance='a lot': 'a lot': expected a percentage such "
+         "as '10%'*"),
         (["--netcopy-baseline=nope.json"], "", {},
          "ERROR: --netcopy-baseline='nope.json' is neither an existing file nor a saved run: "
          "searched *; a saved-run query leaves out '.json': 'nope'"),
@@ -387,10 +402,11 @@ def test_help_lists_the_gate_options_with_their_defaults(pytester: pytest.Pytest
         ("--netcopy-gate=[RULES]", "Default: off (ini: netcopy_gate, env: NETCOPY_GATE)"),
         ("--netcopy-gate-two-sided", "Default: 'false'"),
         ("--netcopy-gate-strict-machine", "Default: 'false'"),
+        ("--netcopy-gate-speed-tolerance=PCT|off", "Default: '10%'"),
     ]:
         assert option in text, option
         assert default in text[text.index(option) :][:900], option
-    assert "throughput_vs_control:-5% cpu_vs_control:+5% syscalls_per_message:+10%" in text
+    assert format_rules(DEFAULT_RULES) in text
 
 
 # ---------------------------------------------------------------------------
