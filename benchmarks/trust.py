@@ -93,6 +93,7 @@ def per_size(outcome: GateOutcome, size: int) -> dict[str, Any]:
         "change": {r.metric: r.change for r in rows},
         "p": {r.metric: r.p_value for r in rows},
         "verdict": {r.metric: r.verdict for r in rows},
+        "speed_changed": bench in outcome.speed_changed,
     }
 
 
@@ -114,8 +115,9 @@ def _pct(values: list[float]) -> str:
 
 
 def summarize(pairs: list[dict[str, Any]], rules: Sequence[Rule], copies: int = 1) -> str:
-    headers = ["check", "size", "pairs", "gate failed", "on throughput", "on cpu",
-               "median change throughput", "median change cpu", "goal"]  # fmt: skip
+    headers = ["check", "size", "pairs", "gate failed", "on throughput", "on cpu", "on user cpu",
+               "not judged (speed)", "median change throughput", "median change cpu",
+               "median change user cpu", "goal"]  # fmt: skip
     body = []
     for kind, label in (
         ("same", "false alarms (same code)"),
@@ -126,8 +128,11 @@ def summarize(pairs: list[dict[str, Any]], rules: Sequence[Rule], copies: int = 
             failed = sum(g["failed"] for g in got)
             on_tp = sum(any(m.startswith("throughput") for m in g["metrics"]) for g in got)
             on_cpu = sum(any(m.startswith("cpu") for m in g["metrics"]) for g in got)
+            on_user = sum(any(m.startswith("user_cpu") for m in g["metrics"]) for g in got)
+            speed = sum(bool(g.get("speed_changed")) for g in got)
             tp = [c for g in got if (c := _change(g, "throughput")) is not None]
             cpu = [c for g in got if (c := _change(g, "cpu")) is not None]
+            user = [c for g in got if (c := _change(g, "user_cpu")) is not None]
             if kind == "same":
                 met = failed <= MAX_FALSE_ALARMS
                 goal = f"<= {MAX_FALSE_ALARMS}: {'met' if met else 'MISSED'}"
@@ -136,8 +141,8 @@ def summarize(pairs: list[dict[str, Any]], rules: Sequence[Rule], copies: int = 
                 goal = f">= {MIN_CAUGHT}: {'met' if met else 'MISSED'}"
             else:
                 goal = "-"
-            body.append([label, f"{size // 1024} KiB", len(got), failed, on_tp, on_cpu,
-                         _pct(tp), _pct(cpu), goal])  # fmt: skip
+            body.append([label, f"{size // 1024} KiB", len(got), failed, on_tp, on_cpu, on_user,
+                         speed, _pct(tp), _pct(cpu), _pct(user), goal])  # fmt: skip
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
     return f"rules: {format_rules(rules)}\n{table}"
 
