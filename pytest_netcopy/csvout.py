@@ -76,6 +76,8 @@ OUR_COLUMNS = (
     "Control_Mode",
     "Control_Throughput_Gbps",
     "Control_CPU_ns_per_byte",
+    "User_CPU_ns_per_byte",
+    "Host_Steal_ms",
 )
 COLUMNS = REFERENCE_COLUMNS + OUR_COLUMNS
 
@@ -97,8 +99,10 @@ columns (one row per benchmark, sorted by size, threads, mode):
   counter that was not counted), and last the ratios to the control send run
   around every round (Throughput_vs_Control, CPU_vs_Control: what the default
   gate rules use) with the control's own mode, Gbps and CPU ns/byte (empty with
-  --netcopy-control=none). An empty cell means not counted or not applicable:
-  never a fake 0."""
+  --netcopy-control=none), then User_CPU_ns_per_byte (the senders' user-mode CPU
+  per byte, sampled in untimed rounds) and Host_Steal_ms (time the hypervisor
+  took from the benchmark's CPUs during its measured rounds). An empty cell
+  means not counted or not applicable: never a fake 0."""
 
 
 def _counter_value(extra: Extra, event: str) -> float | None:
@@ -188,6 +192,8 @@ def csv_row(extra: Extra) -> dict[str, str]:
         "Control_Mode": ctl.get("mode"),
         "Control_Throughput_Gbps": as_float(ctl.get("throughput_gbps")),
         "Control_CPU_ns_per_byte": as_float(ctl.get("cpu_ns_per_byte")),
+        "User_CPU_ns_per_byte": as_float(extra.get("user_cpu_ns_per_byte")),
+        "Host_Steal_ms": as_float(extra.get("steal_ms")),
         "CPU_ns_per_byte": as_float(extra.get("cpu_ns_per_byte")),
         "Sink_CPU_ns_per_byte": as_float(extra.get("sink_cpu_ns_per_byte")),
         "Cycles_per_byte": as_float(extra.get("cycles_per_byte")),

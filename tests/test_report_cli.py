@@ -21,7 +21,7 @@ import pytest
 
 from pytest_netcopy import cli, report
 from pytest_netcopy.baseline import local_machine_id
-from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS
+from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS, csv_row
 from pytest_netcopy.runs import load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
@@ -315,9 +315,22 @@ def test_csv_without_a_control_leaves_its_columns_empty(
     _, out, _ = netcopy(capsys, "csv", "real_run.json")  # made before the control send
     for row in csv.DictReader(io.StringIO(out)):
         assert row["Throughput_Gbps"] != ""
-        for column in COLUMNS[-5:]:
-            assert column.startswith(("Control_", "Throughput_vs_", "CPU_vs_"))
+        # made before the control send, the user-time pass and steal accounting
+        for column in COLUMNS[-7:]:
+            assert column.startswith(("Control_", "Throughput_vs_", "CPU_vs_", "User_", "Host_"))
             assert row[column] == ""
+
+
+def test_csv_carries_user_cpu_and_steal(capsys: pytest.CaptureFixture[str]) -> None:
+    gate_run = RUNS.parent / "gate" / "baseline.json"
+    _, out, _ = netcopy(capsys, "csv", str(gate_run))
+    results = {r.key: r.extra for r in load_run(gate_run).results}
+    for row in csv.DictReader(io.StringIO(out)):
+        extra = results[(row["Implementation"], int(row["MessageSize"]), int(row["NumThreads"]))]
+        assert float(row["User_CPU_ns_per_byte"]) == pytest.approx(extra["user_cpu_ns_per_byte"])
+        assert row["Host_Steal_ms"] == ""  # not recorded in that run: empty, not 0
+        stolen = csv_row({**extra, "steal_ms": 20.0})
+        assert float(stolen["Host_Steal_ms"]) == 20.0
 
 
 def test_the_crossovers_title_names_the_figure_of_every_row() -> None:
