@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tolerance = parse_speed_tolerance(args.speed_tolerance)
     except ValueError as exc:
-        return _error(f"--speed-tolerance: {exc}")
+        return _error(f"--speed-tolerance {args.speed_tolerance!r}: {exc}")
     if args.format not in tabulate_formats:
         return _error(
             f"--format {args.format!r} is not a table format; choose one of "

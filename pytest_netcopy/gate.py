@@ -110,8 +110,14 @@ class Rule:
         if not math.isfinite(self.threshold) or self.threshold < 0:
             raise ValueError(f"Rule.threshold must be a finite number >= 0, not {self.threshold}")
         object.__setattr__(self, "threshold", float(self.threshold) + 0.0)  # no -0.0
-        if any(not _MODE_RE.fullmatch(m) for m in self.modes):
+        if isinstance(self.modes, str):
+            raise ValueError(f"Rule.modes {self.modes!r}: expected a tuple of mode names")
+        modes = tuple(self.modes)
+        if any(not isinstance(m, str) or not _MODE_RE.fullmatch(m) for m in modes):
             raise ValueError(f"Rule.modes {self.modes!r}: expected mode names")
+        if len(set(modes)) != len(modes):
+            raise ValueError(f"Rule.modes {self.modes!r}: a mode is named twice")
+        object.__setattr__(self, "modes", modes)
         if self.except_modes and not self.modes:
             raise ValueError("Rule.except_modes needs the modes to leave out")
 
@@ -164,6 +170,8 @@ def _parse_rule(token: str) -> Rule:
         modes = tuple(names.split("/")) if names else ()
         if not modes or any(not _MODE_RE.fullmatch(m) for m in modes):
             raise bad(f"{scope!r} after '@' is not a list of modes such as two_copy/one_copy")
+        if len(set(modes)) != len(modes):
+            raise bad(f"{scope!r} after '@' names a mode twice")
     if not colon:
         raise bad("no ':' between the metric and its threshold")
     if not _METRIC_RE.fullmatch(metric):
@@ -187,19 +195,34 @@ def parse_rules(text: str) -> list[Rule]:
     gives an empty list (the caller decides whether that means the defaults).
     """
     rules: list[Rule] = []
-    seen: set[tuple[str, int]] = set()
     for token in re.split(r"[\s,]+", text.strip()):
         if not token:
             continue
         rule = _parse_rule(token)
-        if (rule.metric, rule.direction) in seen:
-            word = "rise" if rule.direction > 0 else "drop"
-            raise ValueError(
-                f"bad gate rule {token!r}: a rule for a {word} of {rule.metric} is given twice"
-            )
-        seen.add((rule.metric, rule.direction))
+        for other in rules:
+            if (other.metric, other.direction) == (rule.metric, rule.direction) and (
+                _scopes_overlap(other, rule)
+            ):
+                word = "rise" if rule.direction > 0 else "drop"
+                where = "" if not (rule.modes or other.modes) else " for the same modes"
+                raise ValueError(
+                    f"bad gate rule {token!r}: a rule for a {word} of {rule.metric} is given "
+                    f"twice{where} ({other})"
+                )
         rules.append(rule)
     return rules
+
+
+def _scopes_overlap(a: Rule, b: Rule) -> bool:
+    """Whether some mode would be judged by both rules."""
+    if not a.modes or not b.modes:
+        return True
+    if a.except_modes and b.except_modes:
+        return True  # every mode neither list names
+    if not a.except_modes and not b.except_modes:
+        return bool(set(a.modes) & set(b.modes))
+    only, but = (a, b) if not a.except_modes else (b, a)
+    return not set(only.modes) <= set(but.modes)
 
 
 def format_rules(rules: Sequence[Rule]) -> str:
@@ -247,17 +270,23 @@ SPEED_INDEPENDENT = ("user_cpu_ns_per_byte", "syscalls_per_message", "sink_sysca
 
 
 def parse_speed_tolerance(text: str) -> float | None:
-    """``10%`` or ``10`` -> 0.10; ``off`` -> None (compare at any speed)."""
+    """``10%`` -> 0.10; ``off`` -> None (compare at any speed). ValueError otherwise."""
     word = text.strip().lower()
     if word in ("off", "none"):
         return None
-    number = word[:-1] if word.endswith("%") else word
+    number = word[:-1] if word.endswith("%") else ""
     if not _NUMBER_RE.fullmatch(number) or not math.isfinite(float(number)):
         raise ValueError(
-            f"{text!r}: expected a percentage such as '10%' (how far the control send's "
+            "expected a percentage with its '%' such as '10%' (how far the control send's "
             "speed may move before a benchmark is not judged), or 'off'"
         )
     return float(number) / 100.0
+
+
+def _pct(fraction: float, *, signed: bool = False) -> str:
+    """0.35 -> '35%', 0.025 -> '2.5%', 0.104 -> '10.4%' (one decimal, only when needed)."""
+    text = f"{fraction * 100:{'+' if signed else ''}.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + "%"
 
 
 def control_speed_change(old: Result, new: Result) -> tuple[float, float, float] | None:
@@ -662,13 +691,20 @@ def compare_runs(
         compared += 1
         bench = benchmark_id(key)
         speed = control_speed_change(old, new) if speed_tolerance is not None else None
-        moved = speed is not None and abs(speed[2]) > (speed_tolerance or 0.0)
+        # (a hair of slack, so 40 -> 44 Gbps is the 10% it reads as, not 10.000000000000009%)
+        moved = speed is not None and abs(speed[2]) > (speed_tolerance or 0.0) + 1e-9
         for rule in _rules_for(key, rules, overrides):
+            if key in old_dupes or key in new_dupes:
+                names = old_dupes.get(key) or new_dupes[key]
+                side = "baseline" if key in old_dupes else "current run"
+                reason = f"{len(names)} benchmarks in the {side} share it: {', '.join(names)}"
+                rows.append(_not_comparable(bench, rule, None, None, reason))
+                continue
             if moved and speed is not None and rule.metric.split(".")[0] not in SPEED_INDEPENDENT:
                 base, cur, change = speed
                 reason = (
-                    f"{SPEED_REASON} (control {_fmt_value(base)} -> "
-                    f"{_fmt_value(cur)} Gbps, {change:+.0%}, beyond {speed_tolerance:.0%})"
+                    f"{SPEED_REASON} (control {_fmt_value(base)} -> {_fmt_value(cur)} Gbps, "
+                    f"{_pct(change, signed=True)}, beyond {_pct(speed_tolerance or 0.0)})"
                 )
                 rows.append(
                     _not_comparable(
@@ -676,12 +712,6 @@ def compare_runs(
                         metric_value(new, rule.metric).value, reason,
                     )
                 )  # fmt: skip
-                continue
-            if key in old_dupes or key in new_dupes:
-                names = old_dupes.get(key) or new_dupes[key]
-                side = "baseline" if key in old_dupes else "current run"
-                reason = f"{len(names)} benchmarks in the {side} share it: {', '.join(names)}"
-                rows.append(_not_comparable(bench, rule, None, None, reason))
                 continue
             rows.append(_compare_metric(bench, rule, old, new, alpha))
     return GateOutcome(

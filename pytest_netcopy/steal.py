@@ -103,7 +103,8 @@ class StealClock:
         return sum(per_cpu[c] for c in self.cpus)
 
     def ms(self, before: int | None, after: int | None) -> float | None:
-        """Steal between two readings, in ms; None when either is unknown."""
-        if before is None or after is None:
+        """Steal between two readings, in ms; None when either is unknown, or when the
+        counter went backwards (not a steal this source can vouch for)."""
+        if before is None or after is None or after < before:
             return None
-        return max(0, after - before) * self.ms_per_tick
+        return (after - before) * self.ms_per_tick

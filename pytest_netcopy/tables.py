@@ -422,8 +422,8 @@ def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool)
     if STEAL in metrics:
         lines.append(
             "host steal ms = time the hypervisor kept this benchmark's CPUs from running during "
-            "its measured rounds (/proc/stat steal, whole 10 ms clock ticks): rounds slowed "
-            "from outside this machine."
+            "its measured rounds (/proc/stat steal, in whole clock ticks: 10 ms on common "
+            "kernels): rounds slowed from outside this machine."
         )
     if VS_CONTROL in metrics:
         lines.append(

@@ -16,9 +16,11 @@ event per sender thread samples every ``SAMPLE_PERIOD_NS`` of the thread's
 CPU time with ``exclude_kernel=1``: only samples that interrupt user mode are
 written. Each sample record is its 8-byte header (``sample_type`` 0) in the
 event's ring buffer, drained after every round; user time ~ samples x period.
-Samples the kernel could not store (``PERF_RECORD_LOST``) were still taken
-and count. A throttled event (``PERF_RECORD_THROTTLE``) skipped samples: then
-the figure is withheld (status ``throttled``), not guessed.
+A throttled event (``PERF_RECORD_THROTTLE``) skipped samples, and a full ring
+dropped some (the kernel reports those in a ``PERF_RECORD_LOST`` only once it
+can store again, possibly in a later round): either way the figure is
+withheld (status ``throttled`` or ``lost``), not guessed. The ring holds 4096
+samples, ~0.4 s of user time per thread per round, so neither should happen.
 
 Cost: a 10 kHz timer per thread slowed rounds by 16-21% on our VM (timer
 interrupts exit to the host), so these rounds are never measured ones: they
@@ -27,6 +29,7 @@ run after the measured rounds, like the syscall pass.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import statistics
@@ -67,9 +70,10 @@ META_LAYOUT = struct.Struct("=QQQQ")
 RECORD_HEADER = struct.Struct("=IHH")  # type, misc, size
 RECORD_LOST, RECORD_THROTTLE, RECORD_SAMPLE = 2, 5, 9
 
-OK, THROTTLED, NOT_PERMITTED, NOT_SUPPORTED, NOT_COUNTED = (
+OK, THROTTLED, LOST, NOT_PERMITTED, NOT_SUPPORTED, NOT_COUNTED = (
     "ok",
     "throttled",
+    "lost",
     "not permitted",
     "not supported",
     "not counted",
@@ -87,16 +91,26 @@ class Drained:
     samples: int = 0
     lost: int = 0
     throttled: int = 0
+    #: rounds whose ring was (nearly) full when drained: samples may have been
+    #: dropped that no LOST record has reported yet
+    full: int = 0
 
     def __add__(self, other: Drained) -> Drained:
         return Drained(
-            self.samples + other.samples, self.lost + other.lost, self.throttled + other.throttled
+            self.samples + other.samples,
+            self.lost + other.lost,
+            self.throttled + other.throttled,
+            self.full + other.full,
         )
 
     @property
     def taken(self) -> int:
-        """Samples the kernel took: stored ones and the ones it had to drop."""
+        """Samples the kernel took: stored ones and the ones it reported dropping."""
         return self.samples + self.lost
+
+
+class SamplerError(Exception):
+    """The samplers could not be switched or read; the pass gives no figure."""
 
 
 def _ring_bytes(mem: RingMemory, offset: int, size: int, pos: int, n: int) -> bytes:
@@ -116,6 +130,8 @@ def drain(mem: RingMemory, page_size: int = mmap.PAGESIZE) -> Drained:
     if size == 0:  # kernels before 4.1: the data pages follow the first page
         offset, size = page_size, len(mem) - page_size
     out = Drained()
+    if head - tail > size - 64:  # no room left for the next records: some were dropped
+        out.full = 1
     pos = tail
     while pos < head:
         kind, _misc, length = RECORD_HEADER.unpack(_ring_bytes(mem, offset, size, pos, 8))
@@ -169,7 +185,7 @@ class UserTime:
                 self.rings.append(self.sys.mmap(fd, (1 + self.pages) * self.page_size))
         except OSError as exc:
             self.close()
-            code = exc.errno or 0
+            code = exc.errno
             if code in DENIED_ERRNOS:
                 self.status = NOT_PERMITTED
                 hint = f" ({PERMISSION_HINT})"
@@ -177,34 +193,58 @@ class UserTime:
                 self.status, hint = NOT_SUPPORTED, ""
             else:
                 self.status, hint = NOT_COUNTED, ""
-            name = errno.errorcode.get(code, str(code))
+            name = errno.errorcode.get(code, str(exc)) if code else str(exc)
             self.reason = f"{step} of a user-mode task-clock sampler: {name}{hint}"
             return
         self.status = OK
 
     def run(self, round_: Callable[[], RoundResult]) -> tuple[RoundResult, Drained]:
-        """One round with the samplers on; what they recorded, all threads together."""
-        for ring in self.rings:
-            drain(ring, self.page_size)  # nothing should be there; never count it
-        for fd in self.fds:
-            self.sys.ioctl(fd, IOC_ENABLE, 0)
+        """One round with the samplers on; what they recorded, all threads together.
+
+        The round's own errors pass through; the samplers' (switching them, a
+        record that makes no sense) are a SamplerError.
+        """
+        try:
+            for ring in self.rings:
+                drain(ring, self.page_size)  # nothing should be there; never count it
+            for fd in self.fds:
+                self.sys.ioctl(fd, IOC_ENABLE, 0)
+        except (OSError, ValueError) as exc:
+            self._disable()
+            raise SamplerError(f"switching the samplers on: {exc}") from None
         try:
             result = round_()
         finally:
-            for fd in self.fds:
-                self.sys.ioctl(fd, IOC_DISABLE, 0)
+            disabled = self._disable()
+        if disabled is not None:
+            raise SamplerError(f"switching the samplers off: {disabled}")
         total = Drained()
-        for ring in self.rings:
-            total = total + drain(ring, self.page_size)
+        try:
+            for ring in self.rings:
+                total = total + drain(ring, self.page_size)
+        except ValueError as exc:
+            raise SamplerError(str(exc)) from None
         return result, total
 
-    def close(self) -> None:
-        for ring in self.rings:
-            ring.close()
-        self.rings.clear()
+    def _disable(self) -> OSError | None:
+        """Switch every sampler off; the first error, if any (after trying them all)."""
+        first = None
         for fd in self.fds:
-            self.sys.close(fd)
-        self.fds.clear()
+            try:
+                self.sys.ioctl(fd, IOC_DISABLE, 0)
+            except OSError as exc:
+                first = first or exc
+        return first
+
+    def close(self) -> None:
+        rings, fds = self.rings, self.fds
+        self.rings, self.fds = [], []
+        for ring in rings:
+            with contextlib.suppress(OSError, ValueError, BufferError):
+                ring.close()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                self.sys.close(fd)
 
     def __enter__(self) -> Self:
         self.open()
@@ -234,19 +274,29 @@ def user_pass(
     with UserTime(pool.tids, period_ns=period_ns, sys=sys) as sampler:
         status, reason = sampler.status, sampler.reason
         if status == OK:
-            for _ in range(rounds):
-                result, got = sampler.run(lambda: pool.run_round(count))
-                total = total + got
-                per_round.append(got.taken * period_ns / result.bytes)
+            try:
+                for _ in range(rounds):
+                    result, got = sampler.run(lambda: pool.run_round(count))
+                    total = total + got
+                    per_round.append(got.taken * period_ns / result.bytes)
+            except SamplerError as exc:
+                status, reason = NOT_COUNTED, f"the user-mode samplers failed: {exc}"
     if status == OK and total.throttled:
         status = THROTTLED
         reason = (
             f"the kernel throttled the samplers {total.throttled} time(s) "
             "(kernel.perf_event_max_sample_rate below 10 kHz?): samples are missing"
         )
+    elif status == OK and (total.lost or total.full):
+        status = LOST
+        reason = (
+            f"a sampler's ring buffer filled up ({total.lost} samples reported lost, "
+            f"{total.full} ring(s) full at the end of a round): samples are missing"
+        )
     if status == OK and not per_round:
         status, reason = NOT_COUNTED, "no rounds (--netcopy-user-rounds=0)"
     ok = status == OK
+    ran = bool(per_round)
     return {
         "user_cpu_ns_per_byte": statistics.median(per_round) if ok else None,
         "user_time": {
@@ -254,9 +304,10 @@ def user_pass(
             "reason": reason,
             "rounds": len(per_round),
             "sample_period_ns": period_ns,
-            "samples": total.samples,
-            "lost": total.lost,
-            "throttled": total.throttled,
+            # what the samplers recorded; null when no sampled round ran
+            "samples": total.samples if ran else None,
+            "lost": total.lost if ran else None,
+            "throttled": total.throttled if ran else None,
         },
         "pass_rounds": {"user_cpu_ns_per_byte": per_round if ok else []},
     }

@@ -161,7 +161,7 @@ def test_missing_file_is_bad_input(
         ("--gate", "throughput_gbps:10%", "--gate: bad gate rule 'throughput_gbps:10%'"),
         ("--gate", " , ", "has no rule"),
         ("--format", "nope", "--format 'nope' is not a table format"),
-        ("--speed-tolerance", "fast", "--speed-tolerance: 'fast': expected a percentage"),
+        ("--speed-tolerance", "fast", "--speed-tolerance 'fast': expected a percentage"),
     ],
 )
 def test_bad_options_are_one_line_errors(

@@ -279,10 +279,10 @@ def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
          "--netcopy-gate=RULES, or put a bare --netcopy-gate after the paths"),
         (["--netcopy-baseline=BASE", "--netcopy-gate"], "netcopy_gate = cpu:+1% cpu:+2%", {},
          "ERROR: ini option netcopy_gate in *tox.ini='cpu:+1% cpu:+2%': bad gate rule 'cpu:+2%': "
-         "a rule for a rise of cpu is given twice"),
+         "a rule for a rise of cpu is given twice (cpu:+1%)"),
         (["--netcopy-baseline=BASE", "--netcopy-gate-speed-tolerance=a lot"], "", {},
-         "ERROR: --netcopy-gate-speed-tolerance='a lot': 'a lot': expected a percentage such "
-         "as '10%'*"),
+         "ERROR: --netcopy-gate-speed-tolerance='a lot': expected a percentage with its '%' "
+         "such as '10%'*"),
         (["--netcopy-baseline=nope.json"], "", {},
          "ERROR: --netcopy-baseline='nope.json' is neither an existing file nor a saved run: "
          "searched *; a saved-run query leaves out '.json': 'nope'"),
