@@ -20,6 +20,7 @@ from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_bas
 from pytest_netcopy.gate import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
+    DEFAULT_SPEED_TOLERANCE,
     MachineMismatch,
     compare_runs,
     control_metrics,
@@ -73,7 +74,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--speed-tolerance",
         metavar="PCT",
-        default="10%",
+        default=f"{DEFAULT_SPEED_TOLERANCE:.0%}",
         help="a benchmark whose control send ran more than PCT faster or slower in NEW than "
         "in BASE was measured with the machine at another speed: its speed-dependent rows are "
         "'not comparable' (user CPU and syscall counts are judged anyway); 'off': judge at "

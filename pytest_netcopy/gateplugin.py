@@ -119,7 +119,7 @@ STRICT_MACHINE = Spec(
 
 
 SPEED_TOLERANCE = Spec(
-    "gate_speed_tolerance", parse_speed_tolerance, "10%", "PCT|off",
+    "gate_speed_tolerance", parse_speed_tolerance, f"{DEFAULT_SPEED_TOLERANCE:.0%}", "PCT|off",
     "a benchmark whose control send ran more than PCT faster or slower than in the baseline "
     "was measured with the machine at another speed: its speed-dependent rows are 'not "
     "comparable' instead of judged (user CPU and syscall counts are judged anyway); off: "

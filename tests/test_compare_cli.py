@@ -197,7 +197,7 @@ def test_help_names_every_option_and_its_default(
     ]:
         assert option in text
     assert "Default: 'simple'" in text and "Default: '.benchmarks'" in text
-    assert "'off': judge at any speed. Default: '10%'" in text
+    assert "'off': judge at any speed. Default: '5%'" in text
 
 
 def test_format_option(netcopy: Main, capsys: pytest.CaptureFixture[str]) -> None:

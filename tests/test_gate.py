@@ -757,7 +757,7 @@ def test_a_benchmark_measured_at_another_speed_is_not_judged_on_speed_figures() 
     ratio, user = outcome.rows
     assert ratio.verdict == NOT_COMPARABLE
     assert ratio.reason == (
-        "the machine ran at another speed (control 46 -> 62 Gbps, +34.8%, beyond 10%)"
+        "the machine ran at another speed (control 46 -> 62 Gbps, +34.8%, beyond 5%)"
     )
     assert ratio.baseline == pytest.approx(statistics.median(SLOW_LEVEL) / 46)
     assert ratio.current is not None

@@ -71,7 +71,7 @@ def test_save_rerun_slower_build_and_two_sided(
     pytester.makepyfile(test_sweep=SWEEP, test_relaxed=RELAXED)
     pytester.makepyfile(slow_build=EXTRA_COPY.read_text())
     # the rules machinery under test, not the speed guard: with a parallel test run on
-    # the same CPUs, the control send's speed moves by more than its 10% between runs
+    # the same CPUs, the control send's speed moves by more than its 5% between runs
     gate = (
         f"--netcopy-gate={RULES}",
         "--netcopy-baseline=*base",
@@ -168,7 +168,7 @@ def test_the_default_rules_catch_a_slower_send_path_relative_to_the_control(
     )  # fmt: skip
     # The sender's user-mode CPU is the robust one: 64 more copies of each message
     # cost it ~20x, and the machine's speed does not move it. CPU per byte against
-    # the control (~4x) fails too, unless the control's speed moved by more than 10%
+    # the control (~4x) fails too, unless the control's speed moved by more than 5%
     # (a parallel test run shares the CPUs): then it is not judged, and says why.
     # (Throughput against the control fails too on a quiet machine; with starved
     # CPUs, wall-clock rounds of 10 ms can stall on the receiver: not insisted on.)
@@ -402,7 +402,7 @@ def test_help_lists_the_gate_options_with_their_defaults(pytester: pytest.Pytest
         ("--netcopy-gate=[RULES]", "Default: off (ini: netcopy_gate, env: NETCOPY_GATE)"),
         ("--netcopy-gate-two-sided", "Default: 'false'"),
         ("--netcopy-gate-strict-machine", "Default: 'false'"),
-        ("--netcopy-gate-speed-tolerance=PCT|off", "Default: '10%'"),
+        ("--netcopy-gate-speed-tolerance=PCT|off", "Default: '5%'"),
     ]:
         assert option in text, option
         assert default in text[text.index(option) :][:900], option
