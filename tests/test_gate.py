@@ -161,7 +161,8 @@ rule_st = st.builds(
         st.just(rule),
         st.builds(
             Rule, st.just(rule.metric), st.just(rule.direction), st.just(rule.threshold),
-            st.just(rule.percent), st.lists(mode_names, min_size=1, max_size=3).map(tuple),
+            st.just(rule.percent),
+            st.lists(mode_names, min_size=1, max_size=3, unique=True).map(tuple),
             st.booleans(),
         ),
     )
