@@ -39,7 +39,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_netcopy.gate import (
+from pytest_netcopy.gate.core import (
     DEFAULT_RULES,
     REGRESSION,
     GateOutcome,
@@ -49,7 +49,7 @@ from pytest_netcopy.gate import (
     format_rules,
     parse_rules,
 )
-from pytest_netcopy.runs import load_run
+from pytest_netcopy.results.runs import load_run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -14,12 +14,12 @@ __version__ = "0.1.0"
 __all__ = ["FunctionMode", "Mode", "ModeRegistry", "ModeUnsupported", "Sender", "__version__"]
 
 if TYPE_CHECKING:
-    from pytest_netcopy.modes import FunctionMode, Mode, ModeRegistry, ModeUnsupported, Sender
+    from pytest_netcopy.send.modes import FunctionMode, Mode, ModeRegistry, ModeUnsupported, Sender
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from pytest_netcopy import modes
+        from pytest_netcopy.send import modes
 
         return getattr(modes, name)
     raise AttributeError(f"module 'pytest_netcopy' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.runner import (
+from pytest_netcopy.bench.runner import (
     CALIBRATION_MARGIN,
     CALIBRATION_PROBE,
     CALIBRATION_STEPS,
@@ -22,7 +22,7 @@ from pytest_netcopy.runner import (
     messages_for,
     warm_up,
 )
-from pytest_netcopy.transfer import TransferError
+from pytest_netcopy.transport.transfer import TransferError
 
 
 class Model:

@@ -25,7 +25,7 @@ from pytest_benchmark.storage.file import FileStorage
 from pytest_benchmark.utils import get_machine_id
 
 from pytest_netcopy import cli
-from pytest_netcopy.baseline import (
+from pytest_netcopy.results.baseline import (
     BaselineError,
     find_baselines,
     local_machine_id,
@@ -34,7 +34,7 @@ from pytest_netcopy.baseline import (
 
 DATA = Path(__file__).parent / "data" / "gate"
 ROOT = Path(__file__).resolve().parent.parent
-HAVE_REPORT = importlib.util.find_spec("pytest_netcopy.report") is not None
+HAVE_REPORT = importlib.util.find_spec("pytest_netcopy.cli.report") is not None
 
 Main = Callable[[Sequence[str]], int]
 
@@ -43,9 +43,9 @@ Main = Callable[[Sequence[str]], int]
 def netcopy(monkeypatch: pytest.MonkeyPatch) -> Main:
     """``cli.main``; with a stand-in for ``report`` while that module is not written yet."""
     if not HAVE_REPORT:
-        stub = types.ModuleType("pytest_netcopy.report")
+        stub = types.ModuleType("pytest_netcopy.cli.report")
         stub.register = lambda subparsers: None  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "pytest_netcopy.report", stub)
+        monkeypatch.setitem(sys.modules, "pytest_netcopy.cli.report", stub)
     return cli.main
 
 
@@ -221,10 +221,10 @@ def test_saved_run_ids(netcopy: Main, capsys: pytest.CaptureFixture[str], tmp_pa
 
 DRIVER = """\
 import importlib.util, sys, types
-if importlib.util.find_spec("pytest_netcopy.report") is None:  # not written yet
-    stub = types.ModuleType("pytest_netcopy.report")
+if importlib.util.find_spec("pytest_netcopy.cli.report") is None:  # not written yet
+    stub = types.ModuleType("pytest_netcopy.cli.report")
     stub.register = lambda subparsers: None
-    sys.modules["pytest_netcopy.report"] = stub
+    sys.modules["pytest_netcopy.cli.report"] = stub
 from pytest_netcopy.cli import main
 sys.exit(main(sys.argv[1:]))
 """

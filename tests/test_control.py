@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_netcopy.sink as sink
-from pytest_netcopy.modes import BareSend, builtin_registry
-from pytest_netcopy.runner import control_figures
-from pytest_netcopy.transfer import RoundResult, SenderPool, SinkProcess
+from pytest_netcopy.bench.runner import control_figures
+from pytest_netcopy.send.modes import BareSend, builtin_registry
+from pytest_netcopy.transport.transfer import RoundResult, SenderPool, SinkProcess
 
 SIZE = 4096
 

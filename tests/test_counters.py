@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 from _support import perf_fds
 
-from pytest_netcopy import perf_abi
-from pytest_netcopy.counters import (
+from pytest_netcopy.instruments import perf_abi
+from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
     EVENTS,
     SyscallCounters,

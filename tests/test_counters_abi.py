@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_counters_fake import DISABLED, FakePerf, make_sysfs
 
-from pytest_netcopy import perf_abi
-from pytest_netcopy.counters import (
+from pytest_netcopy.instruments import perf_abi
+from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
     EVENTS,
     EventDef,

@@ -27,8 +27,17 @@ from typing import Any
 import pytest
 from _support import FAST, SWEEP
 
-from pytest_netcopy import perf_abi
-from pytest_netcopy.counters import (
+from pytest_netcopy.bench.measure import (
+    SENDER_SYSCALLS,
+    RoundCounters,
+    combine,
+    derived,
+    sink_counters,
+    syscall_pass,
+)
+from pytest_netcopy.bench.runner import calibrate
+from pytest_netcopy.instruments import perf_abi
+from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
     EVENTS,
     NOT_COUNTED,
@@ -37,17 +46,8 @@ from pytest_netcopy.counters import (
     OK,
     SyscallCounters,
 )
-from pytest_netcopy.measure import (
-    SENDER_SYSCALLS,
-    RoundCounters,
-    combine,
-    derived,
-    sink_counters,
-    syscall_pass,
-)
-from pytest_netcopy.modes import builtin_registry
-from pytest_netcopy.runner import calibrate
-from pytest_netcopy.transfer import RoundResult, SenderPool, SinkProcess
+from pytest_netcopy.send.modes import builtin_registry
+from pytest_netcopy.transport.transfer import RoundResult, SenderPool, SinkProcess
 
 SIZE = 4096
 MODES = ("two_copy", "one_copy", "zero_copy")
@@ -233,7 +233,7 @@ def test_syscalls_per_message_match_the_mode(sink: SinkProcess, mode: str, threa
 
 CHILD = r"""
 import json, socket, sys, threading
-from pytest_netcopy.modes import builtin_registry
+from pytest_netcopy.send.modes import builtin_registry
 
 mode = builtin_registry().get(sys.argv[1])
 size, count = int(sys.argv[2]), int(sys.argv[3])
@@ -460,7 +460,7 @@ PARANOID_CONFTEST = """
 import errno
 import struct
 
-from pytest_netcopy import counters, perf_abi
+from pytest_netcopy.instruments import counters, perf_abi
 
 
 class KernelRefused(perf_abi.CtypesPerfSys):

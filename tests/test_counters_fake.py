@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_netcopy import perf_abi
-from pytest_netcopy.counters import (
+from pytest_netcopy.instruments import perf_abi
+from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
     EVENTS,
     CounterValue,

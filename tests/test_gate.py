@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.gate import (
+from pytest_netcopy.gate.core import (
     DEFAULT_RULES,
     IMPROVEMENT,
     NOT_COMPARABLE,
@@ -30,7 +30,7 @@ from pytest_netcopy.gate import (
     parse_speed_tolerance,
     smallest_p,
 )
-from pytest_netcopy.runs import Result, Run, load_run
+from pytest_netcopy.results.runs import Result, Run, load_run
 
 DATA = Path(__file__).parent / "data" / "gate"
 

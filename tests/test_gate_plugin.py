@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from _support import FAST, SWEEP
 
-from pytest_netcopy.gate import DEFAULT_RULES, format_rules, parse_rules
-from pytest_netcopy.gateplugin import parse_gate
+from pytest_netcopy.gate.core import DEFAULT_RULES, format_rules, parse_rules
+from pytest_netcopy.plugin.gate import parse_gate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "gate"

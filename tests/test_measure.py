@@ -24,8 +24,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_counters_fake import EXCLUDE_KERNEL, FakeEvent, FakePerf, make_sysfs
 
-from pytest_netcopy import counters, perf_abi
-from pytest_netcopy.counters import (
+from pytest_netcopy.bench.measure import (
+    SENDER_SYSCALLS,
+    SINK_SYSCALLS,
+    RoundCounters,
+    _per_message,
+    combine,
+    derived,
+    per_round_cpu_ns_per_byte,
+    sink_counters,
+    syscall_pass,
+)
+from pytest_netcopy.bench.runner import counter_figures
+from pytest_netcopy.instruments import counters, perf_abi
+from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
     EVENTS,
     NOT_COUNTED,
@@ -38,19 +50,7 @@ from pytest_netcopy.counters import (
     USER_ONLY,
     CounterValue,
 )
-from pytest_netcopy.measure import (
-    SENDER_SYSCALLS,
-    SINK_SYSCALLS,
-    RoundCounters,
-    _per_message,
-    combine,
-    derived,
-    per_round_cpu_ns_per_byte,
-    sink_counters,
-    syscall_pass,
-)
-from pytest_netcopy.runner import counter_figures
-from pytest_netcopy.transfer import Ack, RoundResult
+from pytest_netcopy.transport.transfer import Ack, RoundResult
 
 MISSING = (NOT_COUNTED, NOT_SUPPORTED, NOT_PERMITTED)
 COUNTED = (OK, SCALED, USER_ONLY)

@@ -16,8 +16,9 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pytest_netcopy import cli, plots
-from pytest_netcopy.runs import Run, load_run
+from pytest_netcopy import cli
+from pytest_netcopy.report import plots
+from pytest_netcopy.results.runs import Run, load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
 MODES = ["two_copy", "one_copy", "zero_copy"]

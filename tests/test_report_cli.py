@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy import cli, report
-from pytest_netcopy.baseline import local_machine_id
-from pytest_netcopy.csvout import COLUMNS, REFERENCE_COLUMNS, csv_row
-from pytest_netcopy.runs import load_run
+from pytest_netcopy import cli
+from pytest_netcopy.cli import report
+from pytest_netcopy.report.csvout import COLUMNS, REFERENCE_COLUMNS, csv_row
+from pytest_netcopy.results.baseline import local_machine_id
+from pytest_netcopy.results.runs import load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
 GOLDEN = RUNS / "golden"
@@ -471,8 +472,8 @@ def test_package_imports_without_matplotlib() -> None:
 
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"
-        "import pytest_netcopy.report, pytest_netcopy.plots, pytest_netcopy.tables\n"
-        "import pytest_netcopy.csvout\n"
+        "import pytest_netcopy.cli.report, pytest_netcopy.report.plots\n"
+        "import pytest_netcopy.report.tables, pytest_netcopy.report.csvout\n"
         "print('ok')\n"
     )
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}

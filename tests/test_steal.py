@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.runner import total_steal_ms
-from pytest_netcopy.steal import StealClock, parse_steal, tick_ms
-from pytest_netcopy.tables import modes_table
-from pytest_netcopy.transfer import RoundResult
+from pytest_netcopy.bench.runner import total_steal_ms
+from pytest_netcopy.instruments.steal import StealClock, parse_steal, tick_ms
+from pytest_netcopy.report.tables import modes_table
+from pytest_netcopy.transport.transfer import RoundResult
 
 # the layout of a 6.x kernel's /proc/stat (values from this project's VM)
 PROC_STAT = """\
@@ -157,8 +157,8 @@ class TickingStat(FakeStat):
 
 
 def test_each_round_of_a_real_pool_carries_its_steal() -> None:
-    from pytest_netcopy.modes import builtin_registry
-    from pytest_netcopy.transfer import SenderPool, SinkProcess
+    from pytest_netcopy.send.modes import builtin_registry
+    from pytest_netcopy.transport.transfer import SenderPool, SinkProcess
 
     cpus = sorted(os.sched_getaffinity(0))
     sink = SinkProcess(timeout=20, cpus=cpus[-1:])

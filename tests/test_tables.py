@@ -14,8 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tabulate import tabulate_formats
 
-from pytest_netcopy.runs import load_run
-from pytest_netcopy.tables import (
+from pytest_netcopy.report.tables import (
     COUNTER_KEYS,
     Crossover,
     crossovers,
@@ -26,6 +25,7 @@ from pytest_netcopy.tables import (
     runs_table,
     table_legend,
 )
+from pytest_netcopy.results.runs import load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
 

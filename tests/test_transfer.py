@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_netcopy.transfer import TransferError, plan_placement, set_congestion
+from pytest_netcopy.transport.transfer import TransferError, plan_placement, set_congestion
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from _support import perf_fds
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy import perf_abi, usertime
-from pytest_netcopy.gate import REGRESSION, compare_runs, parse_rules
-from pytest_netcopy.runs import Result, Run
-from pytest_netcopy.transfer import RoundResult
+from pytest_netcopy.gate.core import REGRESSION, compare_runs, parse_rules
+from pytest_netcopy.instruments import perf_abi, usertime
+from pytest_netcopy.results.runs import Result, Run
+from pytest_netcopy.transport.transfer import RoundResult
 
 PAGE = 4096
 SAMPLE = struct.pack("=IHH", usertime.RECORD_SAMPLE, 0, 8)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_netcopy.sink as sink
-from pytest_netcopy.message import Message
+from pytest_netcopy.send.message import Message
 
 sizes = st.integers(min_value=8, max_value=2048).map(lambda n: n * 8)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_netcopy.zerocopy import (
+from pytest_netcopy.send.zerocopy import (
     IP_RECVERR,
     SO_EE_ORIGIN_ZEROCOPY,
     SOL_IP,

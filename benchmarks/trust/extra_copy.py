@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 import socket
 
-from pytest_netcopy.message import STAMP_MASK, Message, stamp_into
-from pytest_netcopy.modes import Mode, ModeRegistry, Sender
+from pytest_netcopy.send.message import STAMP_MASK, Message, stamp_into
+from pytest_netcopy.send.modes import Mode, ModeRegistry, Sender
 
 NAME = "two_copy"
 

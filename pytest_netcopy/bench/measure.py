@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pytest_netcopy.counters import (
+from pytest_netcopy.instruments.counters import (
     NOT_COUNTED,
     NOT_PERMITTED,
     NOT_SUPPORTED,
@@ -22,7 +22,7 @@ from pytest_netcopy.counters import (
     SyscallCounters,
     ThreadCounters,
 )
-from pytest_netcopy.transfer import RoundResult, SenderPool
+from pytest_netcopy.transport.transfer import RoundResult, SenderPool
 
 #: what the sender threads may call during a round (Python's send/sendall is sendto)
 SENDER_SYSCALLS = ("sendto", "sendmsg", "recvmsg", "poll", "setsockopt")

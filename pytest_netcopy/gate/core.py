@@ -24,7 +24,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_netcopy.runs import Result, Run
+from pytest_netcopy.results.runs import Result, Run
 
 __all__ = [
     "ABSOLUTE_RULES_EXAMPLE",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy.counters import EVENTS, parse_counter_selection
+from pytest_netcopy.instruments.counters import EVENTS, parse_counter_selection
 from pytest_netcopy.sink import DEFAULT_RECV_BUFFER, FIELDS, MIN_SIZE
 
 _UNITS = {

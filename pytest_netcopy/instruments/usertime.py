@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from pytest_netcopy.perf_abi import (
+from pytest_netcopy.instruments.perf_abi import (
     DENIED_ERRNOS,
     IOC_DISABLE,
     IOC_ENABLE,
@@ -50,7 +50,7 @@ from pytest_netcopy.perf_abi import (
     SamplingSys,
     pack_attr,
 )
-from pytest_netcopy.transfer import RoundResult, SenderPool
+from pytest_netcopy.transport.transfer import RoundResult, SenderPool
 
 #: one sample per 100 us of a thread's CPU time: ~60 samples in the user part
 #: of a 50 ms round at 64 KiB, hundreds at 4 KiB

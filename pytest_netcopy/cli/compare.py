@@ -16,8 +16,7 @@ from typing import Any
 
 from tabulate import tabulate_formats
 
-from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
-from pytest_netcopy.gate import (
+from pytest_netcopy.gate.core import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
     DEFAULT_SPEED_TOLERANCE,
@@ -29,7 +28,8 @@ from pytest_netcopy.gate import (
     parse_rules,
     parse_speed_tolerance,
 )
-from pytest_netcopy.runs import load_run
+from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
+from pytest_netcopy.results.runs import load_run
 
 __all__ = ["register", "run"]
 

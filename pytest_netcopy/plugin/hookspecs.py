@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_netcopy.modes import ModeRegistry
+    from pytest_netcopy.send.modes import ModeRegistry
 
 
 def pytest_netcopy_add_modes(registry: ModeRegistry) -> None:

@@ -1,6 +1,6 @@
 """The regression gate inside a pytest session (--netcopy-baseline, --netcopy-gate).
 
-The comparison itself is :func:`pytest_netcopy.gate.compare_runs`, the same
+The comparison itself is :func:`pytest_netcopy.gate.core.compare_runs`, the same
 as ``netcopy compare``; this module only wires it into pytest:
 
 * options, checked at configure time: a bad rule, a baseline that names no
@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
-from pytest_netcopy.gate import (
+from pytest_netcopy.gate.core import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
     DEFAULT_SPEED_TOLERANCE,
@@ -45,12 +44,13 @@ from pytest_netcopy.gate import (
     parse_rules,
     parse_speed_tolerance,
 )
-from pytest_netcopy.machine import machine_facts
-from pytest_netcopy.options import Spec, add_spec, parse_bool, resolve_spec
-from pytest_netcopy.runs import Result, Run, RunFileError, load_run
+from pytest_netcopy.instruments.machine import machine_facts
+from pytest_netcopy.plugin.options import Spec, add_spec, parse_bool, resolve_spec
+from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
+from pytest_netcopy.results.runs import Result, Run, RunFileError, load_run
 
 if TYPE_CHECKING:
-    from pytest_netcopy.runner import NetcopySession
+    from pytest_netcopy.bench.runner import NetcopySession
 
 __all__ = [
     "BASELINE",
@@ -157,7 +157,7 @@ def add_options(parser: pytest.Parser) -> None:
 def _sources(config: pytest.Config, spec: Spec) -> list[tuple[str, str, str]]:
     """Every value given for ``spec``, highest precedence first: (raw, phrase, kind).
 
-    The phrases are those of :func:`pytest_netcopy.options.raw_value`.
+    The phrases are those of :func:`pytest_netcopy.plugin.options.raw_value`.
     """
     found = []
     value = config.getoption(spec.ini, None)

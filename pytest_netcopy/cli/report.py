@@ -3,7 +3,7 @@
 Input: pytest-benchmark JSON (``--benchmark-json`` or a file in
 ``--benchmark-save`` storage), or a saved-run id looked up in ``--storage``
 the way ``netcopy compare`` does (``0001``, ``*base``). Every file goes
-through :func:`pytest_netcopy.runs.load_run`; its :class:`RunFileError`
+through :func:`pytest_netcopy.results.runs.load_run`; its :class:`RunFileError`
 reaches ``cli.main``, which prints it (naming the file) and exits 2.
 """
 
@@ -17,10 +17,8 @@ from typing import Any
 
 from tabulate import tabulate_formats
 
-from pytest_netcopy.baseline import BaselineError, local_machine_id, resolve_baseline
-from pytest_netcopy.csvout import COLUMNS_HELP, write_csv
-from pytest_netcopy.runs import Run, load_run
-from pytest_netcopy.tables import (
+from pytest_netcopy.report.csvout import COLUMNS_HELP, write_csv
+from pytest_netcopy.report.tables import (
     Counters,
     Extra,
     as_float,
@@ -35,6 +33,8 @@ from pytest_netcopy.tables import (
     speed_key,
     table_legend,
 )
+from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
+from pytest_netcopy.results.runs import Run, load_run
 
 __all__ = ["register", "render_report", "run_csv", "run_plot", "run_report"]
 
@@ -409,7 +409,7 @@ def run_csv(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from pytest_netcopy import plots
+    from pytest_netcopy.report import plots
 
     try:
         (run,) = _load([args.run], args.storage)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy.measure import (
+from pytest_netcopy.bench.measure import (
     RoundCounters,
     combine,
     derived,
@@ -19,11 +19,12 @@ from pytest_netcopy.measure import (
     sink_counters,
     syscall_pass,
 )
-from pytest_netcopy.modes import BareSend, Mode, ModeRegistry, ModeUnsupported, SendOne
-from pytest_netcopy.options import Settings
-from pytest_netcopy.runs import SCHEMA_VERSION
+from pytest_netcopy.instruments.usertime import user_pass
+from pytest_netcopy.plugin.options import Settings
+from pytest_netcopy.results.runs import SCHEMA_VERSION
+from pytest_netcopy.send.modes import BareSend, Mode, ModeRegistry, ModeUnsupported, SendOne
 from pytest_netcopy.sink import check_size
-from pytest_netcopy.transfer import (
+from pytest_netcopy.transport.transfer import (
     IntegrityError,
     Placement,
     RoundResult,
@@ -31,7 +32,6 @@ from pytest_netcopy.transfer import (
     SinkProcess,
     TransferError,
 )
-from pytest_netcopy.usertime import user_pass
 
 #: bytes per connection in the first calibration round
 CALIBRATION_START_BYTES = 256 * 1024

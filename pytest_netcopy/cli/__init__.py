@@ -3,7 +3,7 @@
 Each subcommand lives in its own module and exposes
 ``register(subparsers) -> None``, which adds its parser and sets
 ``func=callable(args) -> int`` as the parser default. Errors in input files are
-:class:`pytest_netcopy.runs.RunFileError`; they are printed as one line on
+:class:`pytest_netcopy.results.runs.RunFileError`; they are printed as one line on
 stderr with exit status 2, never as a traceback.
 """
 
@@ -13,11 +13,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_netcopy.runs import RunFileError
+from pytest_netcopy.results.runs import RunFileError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pytest_netcopy import compare, report
+    from pytest_netcopy.cli import compare, report
 
     parser = argparse.ArgumentParser(
         prog="netcopy",

@@ -16,8 +16,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
-from pytest_netcopy.message import Message, stamp_into
-from pytest_netcopy.zerocopy import (
+from pytest_netcopy.send.message import Message, stamp_into
+from pytest_netcopy.send.zerocopy import (
     MSG_ZEROCOPY,
     SO_ZEROCOPY,
     CompletionTracker,

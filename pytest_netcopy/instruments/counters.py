@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self, TypedDict
 
-from pytest_netcopy.perf_abi import (
+from pytest_netcopy.instruments.perf_abi import (
     DENIED_ERRNOS,
     IOC_DISABLE,
     IOC_ENABLE,
@@ -36,11 +36,11 @@ from pytest_netcopy.perf_abi import (
     read_procfs_int,
     syscall_tracepoint_ids,
 )
-from pytest_netcopy.perf_abi import CtypesPerfSys as CtypesPerfSys  # re-exported
-from pytest_netcopy.perf_abi import EventDef as EventDef
-from pytest_netcopy.perf_abi import PerfSys as PerfSys
-from pytest_netcopy.perf_abi import TracepointKeeper as TracepointKeeper
-from pytest_netcopy.perf_abi import perf_machine_info as perf_machine_info
+from pytest_netcopy.instruments.perf_abi import CtypesPerfSys as CtypesPerfSys  # re-exported
+from pytest_netcopy.instruments.perf_abi import EventDef as EventDef
+from pytest_netcopy.instruments.perf_abi import PerfSys as PerfSys
+from pytest_netcopy.instruments.perf_abi import TracepointKeeper as TracepointKeeper
+from pytest_netcopy.instruments.perf_abi import perf_machine_info as perf_machine_info
 
 OK, SCALED, NOT_COUNTED = "ok", "scaled", "not counted"
 NOT_SUPPORTED, NOT_PERMITTED, USER_ONLY = "not supported", "not permitted", "user-only"

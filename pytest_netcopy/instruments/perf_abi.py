@@ -2,7 +2,7 @@
 
 Everything that touches the kernel goes through a :class:`PerfSys` (open /
 ioctl / read / close, errors as :class:`OSError` with ``errno``), so the logic
-in :mod:`pytest_netcopy.counters` runs unchanged against a fake in tests. The
+in :mod:`pytest_netcopy.instruments.counters` runs unchanged against a fake in tests. The
 sysfs/procfs readers here take their root directory as a parameter for the
 same reason; :class:`TracepointKeeper` is fd bookkeeping on the same boundary.
 Layout and constants: docs/perf-counters.md (checked with offsetof).

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO
 
 from pytest_netcopy import sink as wire
-from pytest_netcopy.modes import Mode, Sender
-from pytest_netcopy.steal import StealClock
+from pytest_netcopy.instruments.steal import StealClock
+from pytest_netcopy.send.modes import Mode, Sender
 
 
 class TransferError(Exception):

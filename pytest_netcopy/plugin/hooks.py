@@ -7,13 +7,20 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy import gateplugin, hooks
-from pytest_netcopy.counters import perf_machine_info
-from pytest_netcopy.machine import machine_facts
-from pytest_netcopy.modes import Mode, builtin_registry
-from pytest_netcopy.options import add_options, parse_modes, parse_sizes, parse_threads, resolve
-from pytest_netcopy.runner import Netcopy, NetcopySession
-from pytest_netcopy.transfer import plan_placement
+from pytest_netcopy.bench.runner import Netcopy, NetcopySession
+from pytest_netcopy.instruments.counters import perf_machine_info
+from pytest_netcopy.instruments.machine import machine_facts
+from pytest_netcopy.plugin import gate as gateplugin
+from pytest_netcopy.plugin import hookspecs as hooks
+from pytest_netcopy.plugin.options import (
+    add_options,
+    parse_modes,
+    parse_sizes,
+    parse_threads,
+    resolve,
+)
+from pytest_netcopy.send.modes import Mode, builtin_registry
+from pytest_netcopy.transport.transfer import plan_placement
 
 SESSION_KEY = pytest.StashKey[NetcopySession]()
 GRID = ("netcopy_mode", "netcopy_size", "netcopy_threads")
@@ -169,7 +176,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     session = config.stash.get(SESSION_KEY, None)
     if session is None or not session.results:
         return
-    from pytest_netcopy.tables import crossovers, modes_table, render_crossovers
+    from pytest_netcopy.report.tables import crossovers, modes_table, render_crossovers
 
     tr = terminalreporter
     tr.write_sep("-", "netcopy: throughput by size x threads (median round, all connections)")

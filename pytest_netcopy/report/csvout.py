@@ -20,7 +20,7 @@ import csv
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from pytest_netcopy.tables import (
+from pytest_netcopy.report.tables import (
     Extra,
     as_float,
     copied_fraction,

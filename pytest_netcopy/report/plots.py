@@ -6,7 +6,7 @@ it; a missing matplotlib raises :class:`PlotDependencyError`, whose message
 says how to install it. Figures are built with ``matplotlib.figure.Figure``
 on the Agg canvas (no pyplot, no global figure registry, nothing to close).
 
-Every plot function takes a loaded :class:`~pytest_netcopy.runs.Run` and
+Every plot function takes a loaded :class:`~pytest_netcopy.results.runs.Run` and
 returns its Figure; :func:`write_plots` saves them all as PNG. Each figure
 names the machine (CPU, CPU count, kernel) and what its error bars are:
 the range (min..max) of the measured rounds around the reported median.
@@ -20,9 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_netcopy.csvout import per_message
-from pytest_netcopy.runs import Run
-from pytest_netcopy.tables import (
+from pytest_netcopy.report.csvout import per_message
+from pytest_netcopy.report.tables import (
     Crossover,
     Extra,
     as_float,
@@ -33,6 +32,7 @@ from pytest_netcopy.tables import (
     order_modes,
     speed_key,
 )
+from pytest_netcopy.results.runs import Run
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

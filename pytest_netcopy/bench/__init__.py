@@ -1,0 +1,1 @@
+"""One benchmark from open to record; the only code that runs rounds."""

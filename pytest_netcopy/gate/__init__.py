@@ -1,0 +1,1 @@
+"""The gate: rules, statistics, comparison and rendering, pure functions over results."""

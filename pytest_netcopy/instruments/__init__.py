@@ -1,0 +1,1 @@
+"""Instruments: perf_event_open, counters, the user-time sampler, steal, machine facts."""

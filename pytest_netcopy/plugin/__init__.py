@@ -1,0 +1,1 @@
+"""Everything pytest: hooks, options, fixtures, the gate's wiring, the terminal summary."""

@@ -1,0 +1,1 @@
+"""Reports over results: tables, crossovers, CSV, plots."""

@@ -1,0 +1,1 @@
+"""Results: the schema of what a benchmark records, loading runs and baselines."""

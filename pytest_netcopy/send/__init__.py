@@ -1,0 +1,1 @@
+"""The message, the send modes and their registry, zero-copy completion accounting."""
