@@ -21,7 +21,7 @@ from pytest_netcopy.bench.measure import (
 )
 from pytest_netcopy.instruments.usertime import user_pass
 from pytest_netcopy.plugin.options import Settings
-from pytest_netcopy.results.runs import SCHEMA_VERSION
+from pytest_netcopy.results.schema import SCHEMA_VERSION
 from pytest_netcopy.send.modes import BareSend, Mode, ModeRegistry, ModeUnsupported, SendOne
 from pytest_netcopy.sink import check_size
 from pytest_netcopy.transport.transfer import (

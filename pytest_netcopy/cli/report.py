@@ -21,7 +21,6 @@ from pytest_netcopy.report.csvout import COLUMNS_HELP, write_csv
 from pytest_netcopy.report.tables import (
     Counters,
     Extra,
-    as_float,
     copied_fraction,
     crossovers,
     describe_machine,
@@ -35,6 +34,7 @@ from pytest_netcopy.report.tables import (
 )
 from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
 from pytest_netcopy.results.runs import Run, load_run
+from pytest_netcopy.results.schema import as_float
 
 __all__ = ["register", "render_report", "run_csv", "run_plot", "run_report"]
 

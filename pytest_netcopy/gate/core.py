@@ -25,6 +25,7 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_netcopy.results.runs import Result, Run
+from pytest_netcopy.results.schema import as_float
 
 __all__ = [
     "ABSOLUTE_RULES_EXAMPLE",
@@ -126,7 +127,7 @@ class Rule:
         scope = ""
         if self.modes:
             scope = "@" + ("-" if self.except_modes else "") + "/".join(self.modes)
-        size = f"{_format_number(self.threshold)}{'%' if self.percent else ''}"
+        size = f"{_formatas_float(self.threshold)}{'%' if self.percent else ''}"
         return f"{self.metric}:{sign}{size}{scope}"
 
     def applies_to(self, mode: str) -> bool:
@@ -142,7 +143,7 @@ class Rule:
 
     def describe(self) -> str:
         bad = "rise" if self.direction > 0 else "drop"
-        size = f"{_format_number(self.threshold)}{'%' if self.percent else ''}"
+        size = f"{_formatas_float(self.threshold)}{'%' if self.percent else ''}"
         scope = ""
         if self.modes:
             scope = f" ({'not for' if self.except_modes else 'only for'} {', '.join(self.modes)})"
@@ -151,7 +152,7 @@ class Rule:
         return f"a {bad} of {self.metric} by more than {size} is bad{scope}"
 
 
-def _format_number(value: float) -> str:
+def _formatas_float(value: float) -> str:
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
 
@@ -297,7 +298,7 @@ def control_speed_change(old: Result, new: Result) -> tuple[float, float, float]
     speeds = []
     for result in (old, new):
         control = result.extra.get("control")
-        gbps = _number(control.get("throughput_gbps")) if isinstance(control, Mapping) else None
+        gbps = as_float(control.get("throughput_gbps")) if isinstance(control, Mapping) else None
         if gbps is None or gbps <= 0:
             return None
         speeds.append(gbps)
@@ -448,13 +449,6 @@ class MetricValue:
 _ABSENT: Any = object()
 
 
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    value = float(raw)
-    return value if math.isfinite(value) else None
-
-
 def metric_value(result: Result, metric: str) -> MetricValue:
     """Look a metric up in a benchmark's extra_info (dots walk into objects)."""
     samples = tuple(v for v in result.round_samples(metric) if math.isfinite(v))
@@ -476,7 +470,7 @@ def metric_value(result: Result, metric: str) -> MetricValue:
         raw = raw["total"]
         if raw is None:
             return MetricValue((), None, "total is null (not counted)")
-    value = _number(raw)
+    value = as_float(raw)
     if value is None:
         return MetricValue((), None, f"not a finite number ({raw!r})")
     return MetricValue((), value)

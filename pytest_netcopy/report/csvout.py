@@ -22,12 +22,12 @@ from typing import Any, TextIO
 
 from pytest_netcopy.report.tables import (
     Extra,
-    as_float,
     copied_fraction,
     integrity_ok,
     mode_rank,
     syscalls_total,
 )
+from pytest_netcopy.results.schema import as_float
 
 #: reference column -> counter event, per message
 COUNTER_COLUMNS = {

@@ -24,7 +24,6 @@ from pytest_netcopy.report.csvout import per_message
 from pytest_netcopy.report.tables import (
     Crossover,
     Extra,
-    as_float,
     comparable_speeds,
     crossovers,
     describe_machine,
@@ -33,6 +32,7 @@ from pytest_netcopy.report.tables import (
     speed_key,
 )
 from pytest_netcopy.results.runs import Run
+from pytest_netcopy.results.schema import as_float
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import tabulate as _tabulate
 
+from pytest_netcopy.results.schema import as_float
+
 #: The reference modes in the order they are shown; other modes follow alphabetically.
 MODE_ORDER = ("two_copy", "one_copy", "zero_copy")
 COPYING_MODES = ("two_copy", "one_copy")
@@ -61,14 +63,6 @@ def mode_rank(mode: str) -> tuple[int, str]:
 
 def order_modes(modes: Iterable[str]) -> list[str]:
     return sorted(set(modes), key=mode_rank)
-
-
-def as_float(value: Any) -> float | None:
-    """A finite float, or None for null/missing/non-numeric/NaN (never a fake 0)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
 
 
 def syscalls_total(extra: Extra, key: str = "syscalls_per_message") -> float | None:

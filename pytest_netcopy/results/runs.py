@@ -19,23 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-#: extra_info keys every netcopy benchmark carries (schema 1).
-REQUIRED_KEYS = (
-    "netcopy_schema",
-    "mode",
-    "size",
-    "threads",
-    "messages_per_round",
-    "bytes_per_round",
-    "throughput_gbps",
-    "throughput_gbps_per_connection",
-    "ns_per_message",
-    "rounds",
-    "integrity",
-    "placement",
-    "sink_recv_buffer",
-)
+from pytest_netcopy.results.schema import REQUIRED_KEYS, SCHEMA_VERSION
 
 
 class RunFileError(Exception):
