@@ -19,7 +19,8 @@ from types import ModuleType
 import pytest
 
 from pytest_netcopy.results.schema import benchmark_id
-from pytest_netcopy.send.modes import FunctionMode, builtin_registry
+from pytest_netcopy.send.builtin import builtin_registry
+from pytest_netcopy.send.modes import FunctionMode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +103,12 @@ def test_the_root_conftest_leaves_the_default_modes_alone(modes: str | None) -> 
     wanted = modes.split(",") if modes else ["two_copy", "one_copy", "zero_copy"]
     ids = [f"benchmarks/test_sweep.py::test_send_path[{m}-4096B-1t]" for m in wanted]
     assert [line for line in result.stdout.splitlines() if "::" in line] == ids
+
+
+def test_the_readme_shows_the_root_conftest_as_it_is() -> None:
+    """The README's custom-mode example is conftest.py's code, docstring and __future__ aside."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Your own send mode", 1)[1]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = (ROOT / "conftest.py").read_text().split("from __future__ import annotations\n\n", 1)[1]
+    assert shown == code
