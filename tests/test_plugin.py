@@ -7,11 +7,16 @@ import os
 import re
 import statistics
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _support import FAST, SWEEP
+
+from pytest_netcopy.bench.settings import Settings
+from pytest_netcopy.plugin.grid import grid_id
+from pytest_netcopy.plugin.options import BENCH_SPECS, OPTIONS, SPECS
 
 EXTRA_KEYS = {
     "netcopy_schema", "mode", "size", "threads", "messages_per_round", "bytes_per_round",
@@ -336,3 +341,33 @@ def test_a_timeout_the_kernel_would_read_as_forever_is_refused(pytester: pytest.
     result = pytester.runpytest_subprocess("--collect-only", "--netcopy-timeout=0.0000001")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--netcopy-timeout='0.0000001': expected at least 0.001 s*"])
+
+
+# ---------------------------------------------------------------------------
+# the option table and the grid ids, without a session
+
+
+def test_the_benchmark_settings_are_the_option_table_s_bench_rows() -> None:
+    assert [f.name for f in fields(Settings)] == [spec.name for spec in BENCH_SPECS]
+    assert set(OPTIONS) == {spec.name for spec in SPECS}
+    assert len(OPTIONS) == len(SPECS)  # no name twice
+    for spec in SPECS:  # every name of an option derives from its row
+        assert spec.cli == "--netcopy-" + spec.name.replace("_", "-")
+        assert (spec.ini, spec.env) == ("netcopy_" + spec.name, "NETCOPY_" + spec.name.upper())
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "threads", "expected"),
+    [
+        ("two_copy", 4096, 2, "two_copy-4096B-2t"),
+        (None, 65536, 1, "65536B-1t"),
+        ("zero_copy", None, None, "zero_copy"),
+        ("one_copy", 256, None, "one_copy-256B"),
+        (None, None, 8, "8t"),
+        ("one_copy", None, 3, "one_copy-3t"),
+    ],
+)
+def test_grid_ids_name_the_parts_a_test_takes(
+    mode: str | None, size: int | None, threads: int | None, expected: str
+) -> None:
+    assert grid_id(mode, size, threads) == expected

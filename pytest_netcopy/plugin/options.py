@@ -3,147 +3,57 @@
 Every option has an ini twin (``--netcopy-sizes`` / ``netcopy_sizes``) and an
 environment variable (``NETCOPY_SIZES``). Values are parsed and checked once,
 in ``pytest_configure``; a bad one is a :class:`pytest.UsageError` that names
-where it came from, the value, and what was expected.
+where it came from, the value, and what was expected. The benchmark's options
+are the fields of :class:`~pytest_netcopy.bench.settings.Settings`, by name;
+the gate's follow them in the same table (:mod:`pytest_netcopy.plugin.gatesettings`
+reads those).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
+from pytest_netcopy.bench.settings import Settings
+from pytest_netcopy.gate.policy import DEFAULT_RULES, DEFAULT_SPEED_TOLERANCE, parse_speed_tolerance
+from pytest_netcopy.gate.rules import format_rules
 from pytest_netcopy.instruments.counters import EVENTS, parse_counter_selection
-from pytest_netcopy.sink import DEFAULT_RECV_BUFFER, FIELDS, MIN_SIZE
+from pytest_netcopy.plugin.parsers import (
+    choice,
+    congestion,
+    count,
+    parse_bool,
+    parse_gate,
+    parse_modes,
+    parse_sizes,
+    parse_threads,
+    positive_float,
+    recv_buffer,
+    stripped,
+    timeout,
+)
+from pytest_netcopy.sink import DEFAULT_RECV_BUFFER
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1024,
-    "kib": 1024,
-    "m": 1 << 20,
-    "mb": 1 << 20,
-    "mib": 1 << 20,
-}
-MAX_SIZE = 64 << 20
-MAX_THREADS = 256
+__all__ = [
+    "OPTIONS",
+    "SPECS",
+    "Source",
+    "Spec",
+    "add_options",
+    "given",
+    "parse_modes",
+    "parse_sizes",
+    "parse_threads",
+    "parse_value",
+    "resolve",
+    "resolve_spec",
+]
 
-
-def parse_bytes(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError("expected a byte count such as 4096, 4K or 64KiB")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-def _split(text: str) -> list[str]:
-    items = [t.strip() for t in re.split(r"[,\s]+", text) if t.strip()]
-    if not items:
-        raise ValueError("expected a non-empty comma-separated list")
-    return items
-
-
-def parse_sizes(text: str) -> list[int]:
-    sizes = []
-    for item in _split(text):
-        try:
-            size = parse_bytes(item)
-        except ValueError:
-            raise ValueError(
-                f"{item!r} is not a size: expected byte counts such as 256,4096,64K"
-            ) from None
-        if size < MIN_SIZE or size % FIELDS or size > MAX_SIZE:
-            raise ValueError(
-                f"{item} is not a usable message size: expected a multiple of {FIELDS} "
-                f"(8 fields of size/8 bytes) from {MIN_SIZE} B to {MAX_SIZE >> 20} MiB"
-            )
-        if size not in sizes:
-            sizes.append(size)
-    return sizes
-
-
-def parse_threads(text: str) -> list[int]:
-    out = []
-    for item in _split(text):
-        if not item.isdigit() or not 1 <= int(item) <= MAX_THREADS:
-            raise ValueError(
-                f"{item!r} is not a thread count: expected whole numbers from 1 to {MAX_THREADS}"
-            )
-        if int(item) not in out:
-            out.append(int(item))
-    return out
-
-
-def parse_modes(text: str) -> list[str]:
-    out = []
-    for item in _split(text):
-        if not item.isidentifier():
-            raise ValueError(f"{item!r} is not a mode name")
-        if item not in out:
-            out.append(item)
-    return out
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError("expected a positive number of seconds")
-    return value
-
-
-def _timeout(text: str) -> float:
-    value = _positive_float(text)
-    if value < 0.001:
-        raise ValueError("expected at least 0.001 seconds (below that the kernel waits forever)")
-    return value
-
-
-def _count(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise ValueError(f"expected a whole number >= {minimum}")
-        return int(text)
-
-    return parse
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.strip().lower() not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}")
-        return text.strip().lower()
-
-    return parse
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _congestion(text: str) -> str:
-    value = text.strip()
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", value):
-        raise ValueError("expected auto, system, or an algorithm name such as cubic")
-    return value
-
-
-def _recv_buffer(text: str) -> int:
-    value = parse_bytes(text)
-    if not 4096 <= value <= 256 << 20:
-        raise ValueError("expected a byte count from 4K to 256M")
-    return value
+GROUP = ("netcopy", "pytest-netcopy: benchmark Linux send paths")
 
 
 @dataclass(frozen=True)
@@ -154,6 +64,14 @@ class Spec:
     metavar: str
     help: str
     flag: bool = False  # a CLI switch (store_const "true")
+    #: a CLI switch that may also take a value (``--netcopy-gate[=RULES]``)
+    optional_value: bool = False
+    #: the help's "Default:" when it is not the default's repr
+    shown_default: str | None = None
+    #: a sentence the CLI help adds after ``help``
+    note: str = ""
+    #: the ini option's help, when not ``help`` "(like --netcopy-...)"
+    ini_help: str | None = None
 
     @property
     def cli(self) -> str:
@@ -168,7 +86,8 @@ class Spec:
         return "NETCOPY_" + self.name.upper()
 
 
-SPECS: tuple[Spec, ...] = (
+#: what a benchmark needs: the fields of Settings, one for one
+BENCH_SPECS: tuple[Spec, ...] = (
     Spec("sizes", parse_sizes, "256,1024,4096,16384,65536", "SIZES",
          "message sizes in bytes (multiples of 8, >= 64; K/KiB suffixes allowed)"),
     Spec("threads", parse_threads, "1,2,4,8", "COUNTS",
@@ -176,78 +95,102 @@ SPECS: tuple[Spec, ...] = (
     Spec("modes", parse_modes, "two_copy,one_copy,zero_copy", "MODES",
          "send modes to benchmark (built in: two_copy, one_copy, zero_copy; "
          "conftests add more with the pytest_netcopy_add_modes hook)"),
-    Spec("round_time", _positive_float, "0.05", "SECONDS",
+    Spec("round_time", positive_float, "0.05", "SECONDS",
          "calibrate messages per round so one round lasts at least about this long"),
-    Spec("rounds", _count(1), "10", "N", "measured rounds per benchmark"),
-    Spec("warmup_rounds", _count(0), "1", "N",
+    Spec("rounds", count(1), "10", "N", "measured rounds per benchmark"),
+    Spec("warmup_rounds", count(0), "1", "N",
          "untimed rounds after calibration; the first also lengthens a short calibrated "
          "count, so one runs even at 0"),
-    Spec("timeout", _timeout, "60", "SECONDS",
+    Spec("timeout", timeout, "60", "SECONDS",
          "limit for every socket wait, round and sink start; a stuck sink fails the test"),
-    Spec("pin", _choice("auto", "off"), "auto", "auto|off",
+    Spec("pin", choice("auto", "off"), "auto", "auto|off",
          "pin sender threads and the sink to different CPUs when there are two or more"),
     Spec("nodelay", parse_bool, "false", "BOOL",
          "set TCP_NODELAY (Nagle off); the reference left Nagle on", flag=True),
-    Spec("congestion", _congestion, "auto", "NAME",
+    Spec("congestion", congestion, "auto", "NAME",
          "TCP congestion control of the sender sockets: auto (cubic where allowed, "
          "else the system default), system, or a name from "
          "net.ipv4.tcp_available_congestion_control"),
     Spec("counters", parse_counter_selection, "default", "EVENTS",
          "perf counters on the sender threads: default (all), none, or a comma list of "
          + ", ".join(EVENTS)),
-    Spec("recv_buffer", _recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
+    Spec("recv_buffer", recv_buffer, str(DEFAULT_RECV_BUFFER), "BYTES",
          "size of the sink's fixed recv_into buffer"),
-    Spec("user_rounds", _count(0), "6", "N",
+    Spec("user_rounds", count(0), "6", "N",
          "untimed rounds after the measured ones that sample the sender threads' user-mode "
          "CPU time (user_cpu_ns_per_byte: the cost of the sender's own code, which the speed "
          "of the kernel's network path does not move); the 10 kHz sampling timer would slow "
          "a measured round by 10-20% on a VM. 0: none"),
-    Spec("control", _choice("bare_send", "none"), "bare_send", "bare_send|none",
+    Spec("control", choice("bare_send", "none"), "bare_send", "bare_send|none",
          "a control send (the message already one buffer: stamp it, sendall) measured on the "
          "same connections around every measured round; the *_vs_control figures divide by "
          "it, so what the machine is doing at the time cancels out. none: no control (about "
          "40% less time)"),
 )  # fmt: skip
 
+#: the regression gate's (see docs/gate.md and plugin/gatesettings.py)
+GATE_SPECS: tuple[Spec, ...] = (
+    Spec("baseline", stripped, "", "PATH_OR_ID",
+         "compare this session's benchmarks with a baseline: a pytest-benchmark JSON file, or a "
+         "run saved in --benchmark-storage, selected as --benchmark-compare does ('0001', "
+         "'*base', 'MACHINE/0001'); the table comes at the end, the exit status changes only "
+         "with --netcopy-gate; empty: no comparison"),
+    Spec("gate", parse_gate, "", "RULES",
+         "fail the session (exit status 1) on a significant regression against "
+         "--netcopy-baseline. RULES (optional, METRIC:-N% a drop of more than N percent is "
+         "bad, METRIC:+N% a rise, METRIC:+N in the metric's units; spaces or commas between) "
+         f"replace the defaults {format_rules(DEFAULT_RULES)!r}; 'off' turns an ini/env gate "
+         "off",
+         optional_value=True, shown_default="off",
+         note="Put a bare --netcopy-gate after the test paths, or it takes the next one as "
+         "its rules.",
+         ini_help="gate rules, or true/false (like --netcopy-gate; applies to runs given a "
+         "baseline)"),
+    Spec("gate_two_sided", parse_bool, "false", "BOOL",
+         "with --netcopy-gate, also fail on an improvement beyond the threshold "
+         "(the baseline is stale: save a new one)", flag=True),
+    Spec("gate_strict_machine", parse_bool, "false", "BOOL",
+         "refuse to compare with a baseline from another machine (kernel release, CPU model "
+         "or CPU count differ); without it the differences are printed above the table",
+         flag=True),
+    Spec("gate_speed_tolerance", parse_speed_tolerance, f"{DEFAULT_SPEED_TOLERANCE:.0%}",
+         "PCT|off",
+         "a benchmark whose control send ran more than PCT faster or slower than in the "
+         "baseline was measured with the machine at another speed: its speed-dependent rows "
+         "are 'not comparable' instead of judged (user CPU and syscall counts are judged "
+         "anyway); off: judge at any speed"),
+)  # fmt: skip
 
-@dataclass(frozen=True)
-class Settings:
-    sizes: list[int]
-    threads: list[int]
-    modes: list[str]
-    round_time: float
-    rounds: int
-    warmup_rounds: int
-    timeout: float
-    pin: str
-    nodelay: bool
-    congestion: str
-    counters: list[str]
-    recv_buffer: int
-    control: str
-    user_rounds: int
-    sources: dict[str, str]
-
-    def describe(self, name: str) -> str:
-        return self.sources.get(name, name)
+#: every option, in the order of ``pytest --help``
+SPECS: tuple[Spec, ...] = BENCH_SPECS + GATE_SPECS
+#: the same by name
+OPTIONS: dict[str, Spec] = {spec.name: spec for spec in SPECS}
 
 
 def add_spec(parser: pytest.Parser, spec: Spec) -> None:
     """Add one option (CLI and ini) to the netcopy group."""
-    group = parser.getgroup("netcopy", "pytest-netcopy: benchmark Linux send paths")
-    help_text = f"{spec.help}. Default: {spec.default!r} (ini: {spec.ini}, env: {spec.env})."
+    group = parser.getgroup(*GROUP)
+    shown = spec.shown_default if spec.shown_default is not None else repr(spec.default)
+    note = f" {spec.note}" if spec.note else ""
+    help_text = f"{spec.help}.{note} Default: {shown} (ini: {spec.ini}, env: {spec.env})."
     help_text = help_text.replace("%", "%%")  # argparse formats help with %
     if spec.flag:
         group.addoption(
             spec.cli, action="store_const", const="true", default=None,
             dest=spec.ini, help=help_text,
         )  # fmt: skip
+    elif spec.optional_value:
+        group.addoption(
+            spec.cli, action="store", nargs="?", const="", default=None, dest=spec.ini,
+            metavar=spec.metavar, help=help_text,
+        )  # fmt: skip
     else:
         group.addoption(
             spec.cli, action="store", default=None, dest=spec.ini,
             metavar=spec.metavar, help=help_text,
         )  # fmt: skip
-    parser.addini(spec.ini, help=f"{spec.help} (like {spec.cli})", default=None)
+    ini_help = spec.ini_help if spec.ini_help is not None else f"{spec.help} (like {spec.cli})"
+    parser.addini(spec.ini, help=ini_help, default=None)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -255,32 +198,64 @@ def add_options(parser: pytest.Parser) -> None:
         add_spec(parser, spec)
 
 
-def raw_value(config: pytest.Config, spec: Spec) -> tuple[str, str]:
-    """The raw value of an option and a phrase naming where it came from."""
+# ---------------------------------------------------------------------------
+# The resolver
+
+
+@dataclass(frozen=True)
+class Source:
+    """One raw value of an option and where it came from."""
+
+    raw: str
+    #: names the place for a message: "--netcopy-sizes", "environment variable NETCOPY_SIZES",
+    #: "ini option netcopy_sizes in /path/tox.ini", "default of --netcopy-sizes"
+    phrase: str
+    kind: Literal["cli", "env", "ini", "default"]
+
+
+def given(config: pytest.Config, spec: Spec) -> Iterator[Source]:
+    """Every value given for ``spec``, highest precedence first (never the default)."""
     value = config.getoption(spec.ini, None)
     if value is not None:
-        return str(value), spec.cli
+        yield Source(str(value), spec.cli, "cli")
     if spec.env in os.environ:
-        return os.environ[spec.env], f"environment variable {spec.env}"
+        yield Source(os.environ[spec.env], f"environment variable {spec.env}", "env")
     ini = config.getini(spec.ini)
     if ini not in (None, "", []):
         where = f" in {config.inipath}" if config.inipath else ""
-        return str(ini), f"ini option {spec.ini}{where}"
-    return spec.default, f"default of {spec.cli}"
+        yield Source(str(ini), f"ini option {spec.ini}{where}", "ini")
 
 
-def resolve_spec(config: pytest.Config, spec: Spec) -> tuple[Any, str]:
-    """Parse one option (CLI > env > ini > default); a bad value is a UsageError."""
-    raw, source = raw_value(config, spec)
+def raw_value(config: pytest.Config, spec: Spec) -> Source:
+    """The value that counts: the first given, else the default."""
+    for source in given(config, spec):
+        return source
+    return Source(spec.default, f"default of {spec.cli}", "default")
+
+
+def parse_value(spec: Spec, source: Source, hint: Callable[[Source], str] | None = None) -> Any:
+    """``spec.parse`` of a raw value; a bad one is a UsageError naming its source.
+
+    ``hint(source)`` may add to the message.
+    """
     try:
-        return spec.parse(raw), source
+        return spec.parse(source.raw)
     except ValueError as exc:
-        raise pytest.UsageError(f"{source}={raw!r}: {exc}") from None
+        extra = hint(source) if hint is not None else ""
+        raise pytest.UsageError(f"{source.phrase}={source.raw!r}: {exc}{extra}") from None
 
 
-def resolve(config: pytest.Config) -> Settings:
+def resolve_spec(config: pytest.Config, spec: Spec) -> tuple[Any, Source]:
+    """Parse one option (CLI > env > ini > default); a bad value is a UsageError."""
+    source = raw_value(config, spec)
+    return parse_value(spec, source), source
+
+
+def resolve(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
+    """The benchmark's settings, and the phrase naming each one's source (by field name)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for spec in SPECS:
-        values[spec.name], sources[spec.name] = resolve_spec(config, spec)
-    return Settings(**values, sources=sources)
+    for spec in BENCH_SPECS:
+        values[spec.name], source = resolve_spec(config, spec)
+        sources[spec.name] = source.phrase
+    return Settings(**values), sources

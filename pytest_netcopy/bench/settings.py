@@ -1,0 +1,37 @@
+"""The resolved, typed settings of a benchmark session.
+
+The pytest plugin builds one from its options (CLI > environment > ini >
+default, every value parsed and checked); the bench layer only reads it. Each
+field is named as the option it comes from (``round_time`` is
+``--netcopy-round-time``) and in the order of the plugin's option table,
+which builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: message sizes, sender thread counts and mode names of the session's grid
+    sizes: list[int]
+    threads: list[int]
+    modes: list[str]
+    #: seconds one calibrated round should last at least
+    round_time: float
+    rounds: int
+    warmup_rounds: int
+    #: seconds any socket wait, round or sink start may take
+    timeout: float
+    #: "auto" (pin senders and the sink to different CPUs) or "off"
+    pin: str
+    nodelay: bool
+    #: "auto", "system" or an algorithm name
+    congestion: str
+    #: perf events counted on the sender threads (empty: none)
+    counters: list[str]
+    recv_buffer: int
+    user_rounds: int
+    #: "bare_send" or "none"
+    control: str
