@@ -85,7 +85,8 @@ END_TEXT = {
 RECORD_SIZE = ACK.size
 ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
 
-_STAMP_MASK = 0xFFFFFFFF
+#: a message's stamp is its sequence number on the connection, mod 2**32
+STAMP_MASK = 0xFFFFFFFF
 
 
 def check_size(size: int) -> None:
@@ -173,7 +174,7 @@ class Verifier:
         out = bytearray()
         i = 0
         while i < k:
-            value = (seq + i) & _STAMP_MASK
+            value = (seq + i) & STAMP_MASK
             run = min(k - i, (1 << shift) - (value & ((1 << shift) - 1)))
             out += bytes([(value >> shift) & 0xFF]) * run
             i += run

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_netcopy.send.builtin import OneCopy, advance_iov, send_rest
 from pytest_netcopy.send.message import Message
-from pytest_netcopy.send.modes import OneCopy, advance_iov, send_rest
 
 
 class PartialSocket:
@@ -85,7 +85,8 @@ def test_send_rest_on_a_real_socketpair() -> None:
 
 
 def test_registry_replace_swaps_a_mode_under_its_name() -> None:
-    from pytest_netcopy.send.modes import FunctionMode, builtin_registry
+    from pytest_netcopy.send.builtin import builtin_registry
+    from pytest_netcopy.send.modes import FunctionMode
 
     registry = builtin_registry()
     slower = FunctionMode("two_copy", lambda sock, fields: sock.sendall(b"".join(fields)))
@@ -99,7 +100,7 @@ def test_zero_copy_stops_waiting_when_the_socket_is_shut(monkeypatch: pytest.Mon
     """No busy wait until the deadline: POLLHUP with sends outstanding is an error at once."""
     import select
 
-    from pytest_netcopy.send.modes import ZeroCopy
+    from pytest_netcopy.send.builtin import ZeroCopy
     from pytest_netcopy.sink import set_socket_timeouts
 
     with socket.create_server(("127.0.0.1", 0)) as server:

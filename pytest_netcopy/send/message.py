@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import struct
 
-from pytest_netcopy.sink import FIELDS, check_size, message_template
+from pytest_netcopy.sink import FIELDS, STAMP_MASK, check_size, message_template
 
 __all__ = ["FIELDS", "Message", "check_size", "stamp_into"]
 
-#: ``stamp_into(field0, 0, seq & 0xFFFFFFFF)`` writes a message's sequence stamp.
+#: ``stamp_into(field0, 0, seq & STAMP_MASK)`` writes a message's sequence stamp.
 stamp_into = struct.Struct("<I").pack_into
-STAMP_MASK = 0xFFFFFFFF
 
 
 class Message:
