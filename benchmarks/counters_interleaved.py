@@ -24,12 +24,14 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from pytest_netcopy.bench.calibration import calibrate
 from pytest_netcopy.bench.measure import RoundCounters
-from pytest_netcopy.bench.runner import calibrate
 from pytest_netcopy.instruments.counters import DEFAULT_EVENTS
 from pytest_netcopy.plugin.options import parse_sizes, parse_threads
-from pytest_netcopy.send.modes import builtin_registry
-from pytest_netcopy.transport.transfer import SenderPool, SinkProcess, plan_placement
+from pytest_netcopy.send.builtin import builtin_registry
+from pytest_netcopy.transport.local import SinkProcess
+from pytest_netcopy.transport.placement import plan_placement
+from pytest_netcopy.transport.pool import SenderPool
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""runner.messages_for / lengthen / warm_up: the message count that makes a round last the target.
+"""calibration: messages_for / lengthen / warm_up, the count that makes a round last the target.
 
 Driven by a model of a round (a fixed overhead plus a per-message time) in
 place of a pool, so every rate from a few messages per second to many millions
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.bench.runner import (
+from pytest_netcopy.bench.calibration import (
     CALIBRATION_MARGIN,
     CALIBRATION_PROBE,
     CALIBRATION_STEPS,
@@ -22,7 +22,7 @@ from pytest_netcopy.bench.runner import (
     messages_for,
     warm_up,
 )
-from pytest_netcopy.transport.transfer import TransferError
+from pytest_netcopy.transport.errors import TransferError
 
 
 class Model:

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest_netcopy.sink as sink
-from pytest_netcopy.bench.runner import control_figures
-from pytest_netcopy.send.modes import BareSend, builtin_registry
-from pytest_netcopy.transport.transfer import RoundResult, SenderPool, SinkProcess
+from pytest_netcopy.bench.figures import control_figures
+from pytest_netcopy.send.builtin import BareSend, builtin_registry
+from pytest_netcopy.transport.local import SinkProcess
+from pytest_netcopy.transport.pool import RoundResult, SenderPool
 
 SIZE = 4096
 

@@ -27,15 +27,9 @@ from typing import Any
 import pytest
 from _support import FAST, SWEEP
 
-from pytest_netcopy.bench.measure import (
-    SENDER_SYSCALLS,
-    RoundCounters,
-    combine,
-    derived,
-    sink_counters,
-    syscall_pass,
-)
-from pytest_netcopy.bench.runner import calibrate
+from pytest_netcopy.bench.calibration import calibrate
+from pytest_netcopy.bench.measure import RoundCounters, combine, derived, sink_counters
+from pytest_netcopy.bench.passes import SENDER_SYSCALLS, syscall_pass
 from pytest_netcopy.instruments import perf_abi
 from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
@@ -46,8 +40,9 @@ from pytest_netcopy.instruments.counters import (
     OK,
     SyscallCounters,
 )
-from pytest_netcopy.send.modes import builtin_registry
-from pytest_netcopy.transport.transfer import RoundResult, SenderPool, SinkProcess
+from pytest_netcopy.send.builtin import builtin_registry
+from pytest_netcopy.transport.local import SinkProcess
+from pytest_netcopy.transport.pool import RoundResult, SenderPool
 
 SIZE = 4096
 MODES = ("two_copy", "one_copy", "zero_copy")
@@ -173,7 +168,7 @@ def test_round_task_clock_is_within_threads_times_round_time(
     sink_ns = sink_side["task-clock"]["value"]
     assert sink_ns == sum(a.cpu_ns for r in rounds for a in r.acks) > 0
     total_bytes = 3 * count * threads * SIZE
-    figures = derived(combine(rc.per_round), sink_side, total_bytes)
+    figures = derived(combine(rc.per_round), sink_side, total_bytes).to_extra_info()
     sender_ns = sum(c["task-clock"]["value"] or 0.0 for c in rc.per_round)
     assert figures["cpu_ns_per_byte"] == pytest.approx(sender_ns / total_bytes)
     assert figures["sink_cpu_ns_per_byte"] == pytest.approx(sink_ns / total_bytes)
@@ -233,7 +228,7 @@ def test_syscalls_per_message_match_the_mode(sink: SinkProcess, mode: str, threa
 
 CHILD = r"""
 import json, socket, sys, threading
-from pytest_netcopy.send.modes import builtin_registry
+from pytest_netcopy.send.builtin import builtin_registry
 
 mode = builtin_registry().get(sys.argv[1])
 size, count = int(sys.argv[2]), int(sys.argv[3])

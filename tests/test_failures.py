@@ -183,7 +183,7 @@ def test_the_sink_dies_with_its_parent(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(
         "import sys, time\n"
-        "from pytest_netcopy.transport.transfer import SinkProcess\n"
+        "from pytest_netcopy.transport.local import SinkProcess\n"
         "s = SinkProcess(timeout=5)\n"
         "s.ensure_running()\n"
         "print(s.pid, flush=True)\n"

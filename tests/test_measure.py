@@ -1,9 +1,10 @@
-"""measure: combining rounds, derived figures, syscalls per message; the layer above perf.
+"""measure and passes: combining rounds, derived figures, syscalls per message; the layer
+above perf.
 
 The pure functions (``combine``, ``derived``, ``_per_message``) are tested with
 examples and hypothesis. The paths this machine cannot run (a counting PMU,
 multiplexing, a round that never ran, EACCES/EPERM, ENOENT) drive the real
-``RoundCounters`` / ``syscall_pass`` / ``runner.counter_figures`` over a fake
+``RoundCounters`` / ``syscall_pass`` / ``measure.counter_figures`` over a fake
 kernel at the PerfSys boundary (``FakePerf`` of test_counters_fake.py, put in
 place of ``CtypesPerfSys``) and a stub pool with ``.tids``: everything between
 that boundary and the JSON figures is the real code.
@@ -25,17 +26,14 @@ from hypothesis import strategies as st
 from test_counters_fake import EXCLUDE_KERNEL, FakeEvent, FakePerf, make_sysfs
 
 from pytest_netcopy.bench.measure import (
-    SENDER_SYSCALLS,
-    SINK_SYSCALLS,
     RoundCounters,
-    _per_message,
     combine,
+    counter_figures,
     derived,
     per_round_cpu_ns_per_byte,
     sink_counters,
-    syscall_pass,
 )
-from pytest_netcopy.bench.runner import counter_figures
+from pytest_netcopy.bench.passes import SENDER_SYSCALLS, SINK_SYSCALLS, _per_message, syscall_pass
 from pytest_netcopy.instruments import counters, perf_abi
 from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
@@ -50,7 +48,8 @@ from pytest_netcopy.instruments.counters import (
     USER_ONLY,
     CounterValue,
 )
-from pytest_netcopy.transport.transfer import Ack, RoundResult
+from pytest_netcopy.transport.pool import RoundResult
+from pytest_netcopy.transport.records import Ack
 
 MISSING = (NOT_COUNTED, NOT_SUPPORTED, NOT_PERMITTED)
 COUNTED = (OK, SCALED, USER_ONLY)
@@ -171,7 +170,7 @@ def test_derived_ratios() -> None:
         "context-switches": cv(50.0),
     }
     sink = {"task-clock": cv(1_000_000.0)}
-    assert derived(senders, sink, 4_000_000) == {
+    assert derived(senders, sink, 4_000_000).to_extra_info() == {
         "cpu_ns_per_byte": 0.5,
         "sink_cpu_ns_per_byte": 0.25,
         "cycles_per_byte": 2.0,
@@ -188,17 +187,19 @@ def test_derived_is_none_not_zero_when_not_counted() -> None:
         "instructions": missing(NOT_PERMITTED),
         "context-switches": cv(0.0),  # counted: a real zero stays a zero
     }
-    got = derived(senders, {}, 1000)
+    got = derived(senders, {}, 1000).to_extra_info()
     assert got["cpu_ns_per_byte"] == 2000.0
     assert got["context_switches_per_mb"] == 0.0
     for key in ("sink_cpu_ns_per_byte", "cycles_per_byte", "instructions_per_byte", "ipc"):
         assert got[key] is None
     # cycles counted but instructions not: ipc is unknown, cycles per byte is not
-    got = derived({"cycles": cv(10.0), "instructions": missing(NOT_COUNTED, 0.0)}, {}, 5)
+    got = derived(
+        {"cycles": cv(10.0), "instructions": missing(NOT_COUNTED, 0.0)}, {}, 5
+    ).to_extra_info()
     assert got["cycles_per_byte"] == 2.0 and got["ipc"] is None
     # a zero denominator gives no figure rather than a division error or a fake zero
-    assert derived({"instructions": cv(10.0), "cycles": cv(0.0)}, {}, 5)["ipc"] is None
-    assert set(derived({}, {}, 0).values()) == {None}
+    assert derived({"instructions": cv(10.0), "cycles": cv(0.0)}, {}, 5).ipc is None
+    assert set(derived({}, {}, 0).to_extra_info().values()) == {None}
 
 
 counter_maps = st.dictionaries(
@@ -211,7 +212,7 @@ counter_maps = st.dictionaries(
 def test_derived_properties(
     senders: dict[str, CounterValue], sink: dict[str, CounterValue], total_bytes: int
 ) -> None:
-    got = derived(senders, sink, total_bytes)
+    got = derived(senders, sink, total_bytes).to_extra_info()
     assert set(got) == set(FIGURES)
     for figure, (event, where, denominator) in FIGURES.items():
         source = senders if where == "senders" else sink
@@ -395,7 +396,7 @@ def kernel(
 def run_benchmark(
     k: Kernel, events: tuple[str, ...] | list[str], rounds: int = 3, passes: bool = True
 ) -> tuple[RoundCounters, dict[str, Any], str | None]:
-    """What runner.Netcopy.run does with the counters, on the stub pool.
+    """What bench.run.BenchmarkRun does with the counters, on the stub pool.
 
     Returns the RoundCounters (closed), the figures as pytest-benchmark writes
     them (through JSON) and the fallback hint as read while the counters were open.
@@ -406,12 +407,11 @@ def run_benchmark(
         for _ in range(rounds):
             results.append(rc.run(lambda: k.pool.run_round(COUNT)))
             k.fake.advance(ROUND_NS, count=lambda ev: 1_000)  # between rounds: disabled
-        state: dict[str, Any] = {"counters": rc}
-        if passes and events:
-            state["syscalls"] = syscall_pass(k.pool, COUNT)  # type: ignore[arg-type]
-        figures = counter_figures(state, results, COUNT * len(k.pool.tids) * SIZE)
+        syscalls = syscall_pass(k.pool, COUNT) if passes and events else None  # type: ignore[arg-type]
+        figures = counter_figures(rc.per_round, results, COUNT * len(k.pool.tids) * SIZE, syscalls)
         hint = rc.fallback_hint()
-    return rc, json.loads(json.dumps(figures)), hint
+    info = {**figures.to_extra_info(), "rounds": figures.round_entries()}
+    return rc, json.loads(json.dumps(info)), hint
 
 
 def assert_honest(figures: dict[str, Any], total_bytes: int) -> None:
@@ -451,7 +451,7 @@ def test_a_counting_pmu_gives_every_figure(kernel: Callable[..., Kernel]) -> Non
     assert fig["sink_cpu_ns_per_byte"] == pytest.approx(6 * 400_000 / TOTAL)
     assert fig["sink_counters"]["context-switches"] == cv(18.0)
     per_round = RATES["task-clock"] * 2 / (COUNT * 2 * SIZE)
-    assert fig["rounds_cpu_ns_per_byte"] == pytest.approx([per_round] * 3)
+    assert fig["rounds"]["cpu_ns_per_byte"] == pytest.approx([per_round] * 3)
     msgs = 2 * COUNT
     assert fig["syscalls_per_message"] == {
         "sendto": 2 / msgs,
@@ -583,7 +583,7 @@ def test_counters_none_opens_nothing_and_reports_nothing(kernel: Callable[..., K
     rc, fig, hint = run_benchmark(k, [])
     assert k.fake.attempts == [] and rc.counters is None and hint is None
     assert k.pool.rounds == 3  # the rounds ran, uncounted
-    assert fig["counters"] == {} and fig["rounds_cpu_ns_per_byte"] is None
+    assert fig["counters"] == {} and fig["rounds"] == {}  # no per-round CPU entry at all
     for key in ("cpu_ns_per_byte", "cycles_per_byte", "instructions_per_byte", "ipc"):
         assert fig[key] is None
     assert fig["context_switches_per_mb"] is None

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.bench.runner import total_steal_ms
+from pytest_netcopy.bench.figures import total_steal_ms
 from pytest_netcopy.instruments.steal import StealClock, parse_steal, tick_ms
 from pytest_netcopy.report.tables import modes_table
-from pytest_netcopy.transport.transfer import RoundResult
+from pytest_netcopy.transport.pool import RoundResult
 
 # the layout of a 6.x kernel's /proc/stat (values from this project's VM)
 PROC_STAT = """\
@@ -157,8 +157,9 @@ class TickingStat(FakeStat):
 
 
 def test_each_round_of_a_real_pool_carries_its_steal() -> None:
-    from pytest_netcopy.send.modes import builtin_registry
-    from pytest_netcopy.transport.transfer import SenderPool, SinkProcess
+    from pytest_netcopy.send.builtin import builtin_registry
+    from pytest_netcopy.transport.local import SinkProcess
+    from pytest_netcopy.transport.pool import SenderPool
 
     cpus = sorted(os.sched_getaffinity(0))
     sink = SinkProcess(timeout=20, cpus=cpus[-1:])

@@ -9,7 +9,9 @@ import pytest
 
 from pytest_netcopy.send.message import Message
 from pytest_netcopy.send.modes import Mode, Sender
-from pytest_netcopy.transport.transfer import IntegrityError, SenderPool, SinkProcess
+from pytest_netcopy.transport.errors import IntegrityError
+from pytest_netcopy.transport.local import SinkProcess
+from pytest_netcopy.transport.pool import SenderPool
 
 
 class SurplusSender(Sender):
@@ -75,7 +77,7 @@ def test_bytes_between_rounds_fail_the_next_round_at_once(sink_process: SinkProc
 def test_a_sender_thread_that_cannot_start_is_reported_at_once(
     sink_process: SinkProcess,
 ) -> None:
-    from pytest_netcopy.transport.transfer import TransferError
+    from pytest_netcopy.transport.errors import TransferError
 
     pool = SenderPool(sink_process, Surplus(), 1024, 2, timeout=30, cpus=[100_000])
     with pytest.raises(TransferError, match=r"did not start:\n  connection 0: OSError"):
@@ -97,7 +99,7 @@ def test_message_copies_are_independent() -> None:
 def test_bytes_before_a_control_round_name_both_rounds(sink_process: SinkProcess) -> None:
     """The surplus comes from the measured round; the sink notices it in the control
     round after it: the message must not pin it on the control alone."""
-    from pytest_netcopy.send.modes import BareSend
+    from pytest_netcopy.send.builtin import BareSend
 
     with SenderPool(sink_process, Surplus(), 1024, 1, timeout=10, control=BareSend()) as pool:
         pool.senders[0].extra = True  # type: ignore[attr-defined]
@@ -125,7 +127,7 @@ class FailingControl(Mode):
 
 
 def test_a_failed_control_round_says_it_was_the_control(sink_process: SinkProcess) -> None:
-    from pytest_netcopy.transport.transfer import TransferError
+    from pytest_netcopy.transport.errors import TransferError
 
     with SenderPool(sink_process, Surplus(), 1024, 1, timeout=10, control=FailingControl()) as pool:
         pool.run_round(20)

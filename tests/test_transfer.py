@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_netcopy.transport.transfer import TransferError, plan_placement, set_congestion
+from pytest_netcopy.transport.errors import CongestionRefused, TransferError
+from pytest_netcopy.transport.placement import plan_placement, set_congestion
 
 
 @pytest.fixture
@@ -37,8 +39,19 @@ def test_auto_is_cubic_where_allowed_else_the_default(sock: socket.socket) -> No
 
 
 def test_an_unknown_algorithm_is_a_clear_error(sock: socket.socket) -> None:
-    with pytest.raises(TransferError, match=r"--netcopy-congestion=nosuchcc: the kernel refused"):
+    with pytest.raises(TransferError, match=r"nosuchcc: the kernel refused") as info:
         set_congestion(sock, "nosuchcc")
+    assert isinstance(info.value, CongestionRefused)
+    assert info.value.choice == "nosuchcc"
+    assert "--netcopy" not in str(info.value)  # the transport does not know the option
+    # the caller that knows the option phrases it, as the user has always read it
+    text = info.value.describe(option="--netcopy-congestion")
+    assert re.match(r"--netcopy-congestion=nosuchcc: the kernel refused it \(.+\); see ", text)
+    assert text == (
+        f"--netcopy-congestion=nosuchcc: the kernel refused it ({info.value.reason}); see "
+        "net.ipv4.tcp_available_congestion_control and tcp_allowed_congestion_control, "
+        "or use auto or system"
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ import json
 import statistics
 from pathlib import Path
 
-from pytest_netcopy.bench.runner import control_figures
-from pytest_netcopy.transport.transfer import RoundResult
+from pytest_netcopy.bench.figures import control_figures
+from pytest_netcopy.transport.pool import RoundResult
 
 OUT = Path(__file__).resolve().parent
 
