@@ -1,5 +1,6 @@
-"""usertime.py: user-mode samples of the sender threads, through a fake perf boundary
-(ring buffers included) and once for real on this machine."""
+"""usertime.py and the user-time pass (bench/passes.py): user-mode samples of the sender
+threads, through a fake perf boundary (ring buffers included) and once for real on this
+machine."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from _support import perf_fds
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.gate.core import REGRESSION, compare_runs, parse_rules
+from pytest_netcopy.bench.passes import user_pass
+from pytest_netcopy.gate.compare import compare_runs
+from pytest_netcopy.gate.row import REGRESSION
+from pytest_netcopy.gate.rules import parse_rules
 from pytest_netcopy.instruments import perf_abi, usertime
 from pytest_netcopy.results.runs import Result, Run
-from pytest_netcopy.transport.transfer import RoundResult
+from pytest_netcopy.transport.pool import RoundResult
 
 PAGE = 4096
 SAMPLE = struct.pack("=IHH", usertime.RECORD_SAMPLE, 0, 8)
@@ -201,7 +205,7 @@ def samples_per_tid(per_round: dict[int, list[int]]) -> Callable[[int, Ring], No
 def test_the_pass_turns_samples_into_ns_per_byte_per_round() -> None:
     fake = FakeSampling(kernel=samples_per_tid({1: [10, 20, 30], 2: [5, 5, 5]}))
     pool = FakePool([1, 2], size=4096)
-    out = usertime.user_pass(pool, 50, 3, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(pool, 50, 3, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert pool.rounds == [50, 50, 50]
     nbytes = 50 * 2 * 4096
     per_round = [15 * 1e5 / nbytes, 25 * 1e5 / nbytes, 35 * 1e5 / nbytes]
@@ -218,7 +222,7 @@ def test_lost_samples_withhold_the_figure() -> None:
     """The kernel reports dropped samples late (when it can store again), maybe in a
     later round or never: any loss means the rounds' counts cannot be trusted."""
     fake = FakeSampling(kernel=lambda tid, ring: ring.write(SAMPLE, lost(9)))
-    out = usertime.user_pass(FakePool([1]), 10, 2, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(FakePool([1]), 10, 2, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert out["user_time"]["samples"] == 2 and out["user_time"]["lost"] == 18
     assert out["user_time"]["status"] == "lost" and out["user_cpu_ns_per_byte"] is None
     assert "18 samples reported lost" in out["user_time"]["reason"]
@@ -228,14 +232,14 @@ def test_a_ring_full_at_the_end_of_a_round_withholds_the_figure() -> None:
     # no LOST record yet: the kernel writes it only once there is room again
     data = usertime.RING_PAGES * PAGE
     fake = FakeSampling(kernel=lambda tid, ring: ring.write(*[SAMPLE] * (data // 8 - 4)))
-    out = usertime.user_pass(FakePool([1]), 10, 1, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(FakePool([1]), 10, 1, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert out["user_time"]["status"] == "lost" and out["user_cpu_ns_per_byte"] is None
     assert "1 ring(s) full" in out["user_time"]["reason"]
 
 
 def test_a_sampler_that_fails_mid_pass_costs_the_figure_not_the_benchmark() -> None:
     fake = FakeSampling(kernel=lambda tid, ring: ring.write(struct.pack("=IHH", 9, 0, 4)))
-    out = usertime.user_pass(FakePool([1, 2]), 10, 3, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(FakePool([1, 2]), 10, 3, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert out["user_time"]["status"] == "not counted" and out["user_cpu_ns_per_byte"] is None
     assert (
         "the user-mode samplers failed: perf ring buffer: a record of 4 bytes"
@@ -250,14 +254,14 @@ def test_a_sampler_that_fails_mid_pass_costs_the_figure_not_the_benchmark() -> N
             super().ioctl(fd, request, arg)
 
     pool = FakePool([1, 2])
-    out = usertime.user_pass(pool, 10, 3, sys=NoSwitch())  # type: ignore[arg-type]
+    out = user_pass(pool, 10, 3, sys=NoSwitch()).to_extra_info()  # type: ignore[arg-type]
     assert pool.rounds == [] and out["user_time"]["status"] == "not counted"
     assert "switching the samplers on: [Errno 19] gone" in out["user_time"]["reason"]
 
 
 def test_a_throttled_sampler_gives_no_figure() -> None:
     fake = FakeSampling(kernel=lambda tid, ring: ring.write(SAMPLE, THROTTLE))
-    out = usertime.user_pass(FakePool([1]), 10, 2, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(FakePool([1]), 10, 2, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert out["user_cpu_ns_per_byte"] is None
     assert out["pass_rounds"]["user_cpu_ns_per_byte"] == []
     assert out["user_time"]["status"] == "throttled"
@@ -281,7 +285,7 @@ def test_refusals_run_no_round_and_leave_nothing_open(
         refuse_open=lambda tid: open_err if tid == 2 else None, refuse_mmap=mmap_err
     )
     pool = FakePool([1, 2])
-    out = usertime.user_pass(pool, 10, 6, sys=fake)  # type: ignore[arg-type]
+    out = user_pass(pool, 10, 6, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert pool.rounds == []  # no rounds spent on a pass that cannot count
     assert out["user_cpu_ns_per_byte"] is None
     assert out["user_time"]["status"] == status and out["user_time"]["rounds"] == 0
@@ -300,13 +304,14 @@ def test_a_failing_round_still_disables_and_closes() -> None:
             raise ConnectionError("sink gone")
 
     with pytest.raises(ConnectionError):
-        usertime.user_pass(Broken([1, 2]), 10, 3, sys=fake)  # type: ignore[arg-type]
+        user_pass(Broken([1, 2]), 10, 3, sys=fake).to_extra_info()  # type: ignore[arg-type]
     assert not fake.on and not fake.live
 
 
 def test_zero_rounds_is_not_counted() -> None:
-    out = usertime.user_pass(FakePool([1]), 10, 0, sys=FakeSampling())  # type: ignore[arg-type]
+    out = user_pass(FakePool([1]), 10, 0, sys=FakeSampling()).to_extra_info()  # type: ignore[arg-type]
     assert out["user_time"]["status"] == "not counted"
+    assert out["user_time"]["reason"] == "no rounds (--netcopy-user-rounds=0)"
     assert out["user_cpu_ns_per_byte"] is None
 
 
@@ -345,7 +350,8 @@ def test_this_machine_samples_a_busy_python_thread_in_user_mode() -> None:
                 assert done.wait(10)
                 return RoundResult(seconds=0.03, messages=1, bytes=1, acks=[])
 
-            _, got = sampler.run(busy)
+            with sampler.region() as got:
+                busy()
     finally:
         go.set()
         worker.join(10)

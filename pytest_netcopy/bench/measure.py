@@ -1,9 +1,10 @@
 """Counters around a benchmark's rounds: per sender thread, scoped to each round.
 
-The perf binding is :mod:`.counters`; this module decides *when* it counts and
-turns the counts into the figures a reader wants (CPU ns per byte, cycles per
-byte, syscalls per message, ...), never inventing a number for something that
-was not counted.
+The perf binding is :mod:`pytest_netcopy.instruments.counters`; this module
+decides *when* it counts and turns the counts into the figures a reader wants
+(CPU ns per byte, cycles per byte, IPC, ...), never inventing a number for
+something that was not counted. The untimed passes (syscalls, user time) are
+in :mod:`.passes`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pytest_netcopy.instruments.counters import (
+from pytest_netcopy.instruments.counters import ThreadCounters
+from pytest_netcopy.instruments.status import (
     NOT_COUNTED,
     NOT_PERMITTED,
     NOT_SUPPORTED,
@@ -19,15 +21,13 @@ from pytest_netcopy.instruments.counters import (
     SCALED,
     USER_ONLY,
     CounterValue,
-    SyscallCounters,
-    ThreadCounters,
 )
-from pytest_netcopy.transport.transfer import RoundResult, SenderPool
+from pytest_netcopy.results.record import CounterFigures, PerByte
+from pytest_netcopy.transport.pool import RoundResult, SenderPool
 
-#: what the sender threads may call during a round (Python's send/sendall is sendto)
-SENDER_SYSCALLS = ("sendto", "sendmsg", "recvmsg", "poll", "setsockopt")
-#: what a sink thread calls to receive (recv_into is recvfrom)
-SINK_SYSCALLS = ("recvfrom",)
+#: the syscall pass's counts per message by name (plus ``total``, maybe ``not_counted``),
+#: for the senders and for the sink
+SyscallFigures = tuple[dict[str, Any], dict[str, Any]]
 
 _MISSING_ORDER = (NOT_PERMITTED, NOT_SUPPORTED, NOT_COUNTED)
 
@@ -103,40 +103,6 @@ def sink_counters(rounds: Sequence[RoundResult]) -> dict[str, CounterValue]:
     }
 
 
-def syscall_pass(pool: SenderPool, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One extra, untimed round with syscall tracepoints on senders and sink threads.
-
-    An open syscall tracepoint slows every syscall on the machine, so this never
-    overlaps a timed round. Returns per-message counts by name (plus ``total``)
-    for the senders and for the sink; a name that could not be counted is None.
-    """
-    senders = SyscallCounters(pool.tids, SENDER_SYSCALLS)
-    sinks = SyscallCounters(pool.sink_tids, SINK_SYSCALLS)
-    with senders, sinks:  # entering opens them
-        before = (senders.read(), sinks.read())
-        senders.enable()
-        sinks.enable()
-        try:
-            result = pool.run_round(count)
-        finally:
-            senders.disable()
-            sinks.disable()
-        counted = (senders.delta(before[0], senders.read()), sinks.delta(before[1], sinks.read()))
-    return tuple(_per_message(c, result.messages) for c in counted)  # type: ignore[return-value]
-
-
-def _per_message(counts: Mapping[str, CounterValue], messages: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in counts.items():
-        out[name] = None if value["value"] is None else value["value"] / messages
-    known = [v for v in out.values() if v is not None]
-    out["total"] = sum(known) if known else None
-    status = {name: v["status"] for name, v in counts.items() if v["value"] is None}
-    if status:
-        out["not_counted"] = status
-    return out
-
-
 def _value(counters: Mapping[str, CounterValue], event: str) -> float | None:
     entry = counters.get(event)
     return None if entry is None else entry["value"]
@@ -152,21 +118,46 @@ def derived(
     counters: Mapping[str, CounterValue],
     sink: Mapping[str, CounterValue],
     total_bytes: int,
-) -> dict[str, float | None]:
+) -> PerByte:
     """The per-byte figures; None wherever the counter behind one was not counted."""
     cycles = _value(counters, "cycles")
     instructions = _value(counters, "instructions")
-    return {
-        "cpu_ns_per_byte": _ratio(_value(counters, "task-clock"), total_bytes),
-        "sink_cpu_ns_per_byte": _ratio(_value(sink, "task-clock"), total_bytes),
-        "cycles_per_byte": _ratio(cycles, total_bytes),
-        "instructions_per_byte": _ratio(instructions, total_bytes),
-        "ipc": _ratio(instructions, cycles),
-        "context_switches_per_mb": _ratio(_value(counters, "context-switches"), total_bytes, 1e6),
-    }
+    return PerByte(
+        cpu_ns_per_byte=_ratio(_value(counters, "task-clock"), total_bytes),
+        sink_cpu_ns_per_byte=_ratio(_value(sink, "task-clock"), total_bytes),
+        cycles_per_byte=_ratio(cycles, total_bytes),
+        instructions_per_byte=_ratio(instructions, total_bytes),
+        ipc=_ratio(instructions, cycles),
+        context_switches_per_mb=_ratio(_value(counters, "context-switches"), total_bytes, 1e6),
+    )
 
 
 def per_round_cpu_ns_per_byte(
     per_round: Sequence[Mapping[str, CounterValue]], bytes_per_round: int
 ) -> list[float | None]:
     return [_ratio(_value(r, "task-clock"), bytes_per_round) for r in per_round]
+
+
+def counter_figures(
+    per_round: Sequence[Mapping[str, CounterValue]],
+    rounds: Sequence[RoundResult],
+    bytes_per_round: int,
+    syscalls: SyscallFigures | None = None,
+) -> CounterFigures:
+    """The measured rounds' counts (``per_round``, one per round) and what they mean.
+
+    ``syscalls`` is the syscall pass's per-message counts (senders, sink); None
+    when there was none.
+    """
+    counters = combine(per_round)
+    sink = sink_counters(rounds)
+    return CounterFigures(
+        counters=counters,
+        sink_counters=sink,
+        per_byte=derived(counters, sink, bytes_per_round * len(rounds)),
+        syscalls_per_message=syscalls[0] if syscalls is not None else None,
+        sink_syscalls_per_message=syscalls[1] if syscalls is not None else None,
+        rounds_cpu_ns_per_byte=(
+            per_round_cpu_ns_per_byte(per_round, bytes_per_round) if per_round else None
+        ),
+    )

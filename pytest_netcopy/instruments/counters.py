@@ -2,37 +2,23 @@
 
 Per round: ``before = c.read(); c.enable(); <round>; c.disable(); delta(before,
 c.read())`` (or ``with c.region() as values``). Per thread a software group and a
-hardware group per core PMU (hybrid: PMU type in config bits 32+); leaders open
-disabled, members enabled; only leaders are toggled, without PERF_IOC_FLAG_GROUP.
-Events that fail to open are marked, the rest still count. A group refused
-kernel-side counting (EACCES/EPERM) is reopened with exclude_kernel=1: ``user-only``.
-Deltas of reads (RESET keeps times) are summed over threads and core PMUs, then
-scaled once (a hybrid PMU runs only while the thread is on its core type).
+hardware group per core PMU (hybrid: PMU type in config bits 32+); the groups are
+opened, switched and read by :mod:`.perf_groups`, which also says how a count
+became what it is (:mod:`.status`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Self, TypedDict
 
 from pytest_netcopy.instruments.perf_abi import (
-    DENIED_ERRNOS,
-    IOC_DISABLE,
-    IOC_ENABLE,
-    PERF_FLAG_FD_CLOEXEC,
     TYPE_HARDWARE,
     TYPE_HW_CACHE,
     TYPE_SOFTWARE,
     TYPE_TRACEPOINT,
-    UNSUPPORTED_ERRNOS,
     CorePmu,
     discover_core_pmus,
-    group_read_size,
-    pack_attr,
-    parse_group_read,
     read_procfs_int,
     syscall_tracepoint_ids,
 )
@@ -41,13 +27,19 @@ from pytest_netcopy.instruments.perf_abi import EventDef as EventDef
 from pytest_netcopy.instruments.perf_abi import PerfSys as PerfSys
 from pytest_netcopy.instruments.perf_abi import TracepointKeeper as TracepointKeeper
 from pytest_netcopy.instruments.perf_abi import perf_machine_info as perf_machine_info
-
-OK, SCALED, NOT_COUNTED = "ok", "scaled", "not counted"
-NOT_SUPPORTED, NOT_PERMITTED, USER_ONLY = "not supported", "not permitted", "user-only"
-STATUSES = (OK, SCALED, NOT_COUNTED, NOT_SUPPORTED, NOT_PERMITTED, USER_ONLY)
-#: software events the kernel raises in its own context: excluded entirely by
-#: exclude_kernel=1 (measured: 29 and 50 switches read as 0)
-KERNEL_ONLY_EVENTS = frozenset({"context-switches", "cpu-migrations"})
+from pytest_netcopy.instruments.perf_groups import KERNEL_ONLY_EVENTS as KERNEL_ONLY_EVENTS
+from pytest_netcopy.instruments.perf_groups import GroupPlan, OpenFailure, PerfGroups
+from pytest_netcopy.instruments.perf_groups import GroupReading as GroupReading
+from pytest_netcopy.instruments.perf_groups import Snapshot as Snapshot
+from pytest_netcopy.instruments.perf_groups import delta as delta
+from pytest_netcopy.instruments.status import NOT_COUNTED as NOT_COUNTED
+from pytest_netcopy.instruments.status import NOT_PERMITTED as NOT_PERMITTED
+from pytest_netcopy.instruments.status import NOT_SUPPORTED as NOT_SUPPORTED
+from pytest_netcopy.instruments.status import OK as OK
+from pytest_netcopy.instruments.status import SCALED as SCALED
+from pytest_netcopy.instruments.status import STATUSES as STATUSES
+from pytest_netcopy.instruments.status import USER_ONLY as USER_ONLY
+from pytest_netcopy.instruments.status import CounterValue as CounterValue
 
 PARANOID_HINT = (
     "perf counters fell back to user-only counting (kernel work such as the kernel side "
@@ -73,12 +65,6 @@ EVENTS: dict[str, EventDef] = {
 DEFAULT_EVENTS: tuple[str, ...] = tuple(EVENTS)
 
 
-class CounterValue(TypedDict):
-    value: float | None
-    status: str
-    running_fraction: float | None
-
-
 def parse_counter_selection(text: str) -> list[str]:
     """``default`` -> all events, ``none`` -> [], else a comma list of event names."""
     word = text.strip()
@@ -97,190 +83,11 @@ def parse_counter_selection(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@dataclass(frozen=True)
-class OpenFailure:
-    tid: int
-    group: str
-    event: str
-    status: str
+def _default_sys() -> PerfSys:
+    return CtypesPerfSys()  # looked up here when called: tests put a fake in its place
 
 
-@dataclass(frozen=True)
-class GroupReading:
-    tid: int
-    group: str  # "software", "tracepoint" or a core PMU name
-    user_only: bool
-    time_enabled: int
-    time_running: int
-    values: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    events: tuple[str, ...]
-    tids: tuple[int, ...]
-    groups: tuple[GroupReading, ...]
-    failures: tuple[OpenFailure, ...]
-
-
-@dataclass
-class _Group:
-    tid: int
-    label: str
-    user_only: bool
-    fds: list[int]  # leader first
-    names_by_id: dict[int, str]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    tid: int
-    label: str
-    specs: tuple[EventDef, ...]
-    fallback: bool  # may retry with exclude_kernel=1 on EACCES/EPERM
-
-
-class _PerfGroups:
-    """Open/enable/disable/read/close over planned groups; subclasses plan them."""
-
-    def __init__(self, tids: Sequence[int], events: Sequence[str], sys: PerfSys | None) -> None:
-        if not tids or len(set(tids)) != len(tids):
-            raise ValueError(f"need distinct thread ids to count, got {list(tids)}")
-        self.tids = tuple(tids)
-        self.events = tuple(events)
-        self._sys: PerfSys = CtypesPerfSys() if sys is None else sys
-        self._groups: list[_Group] = []
-        self._failures: list[OpenFailure] = []
-        self._opened = self._closed = False
-        self._fell_back = False  # kept after close(): the hint is printed at the end
-
-    def _plan(self) -> list[_Plan]:
-        raise NotImplementedError
-
-    def open(self) -> None:
-        if self._opened:
-            raise RuntimeError("counters already opened")
-        self._opened = True
-        try:
-            for plan in self._plan():
-                self._open_group(plan)
-        except BaseException:
-            self.close()
-            raise
-
-    def _open_group(self, plan: _Plan) -> None:
-        group, failed = self._try_group(plan, exclude_kernel=False)
-        if plan.fallback and NOT_PERMITTED in failed.values():
-            if group is not None:
-                self._close_fds(group.fds)
-            group, failed = self._try_group(plan, exclude_kernel=True)
-        if group is not None:
-            self._groups.append(group)
-            self._fell_back |= group.user_only
-        self._failures.extend(OpenFailure(plan.tid, plan.label, n, s) for n, s in failed.items())
-
-    def _try_group(self, plan: _Plan, exclude_kernel: bool) -> tuple[_Group | None, dict[str, str]]:
-        fds: list[int] = []
-        names: list[str] = []
-        failed: dict[str, str] = {}
-        try:
-            for spec in plan.specs:
-                ek = exclude_kernel
-                attr = pack_attr(
-                    spec.type, spec.config, disabled=not fds, exclude_kernel=ek, exclude_hv=ek
-                )
-                leader = fds[0] if fds else -1
-                try:
-                    fd = self._sys.open(attr, plan.tid, -1, leader, PERF_FLAG_FD_CLOEXEC)
-                except OSError as exc:  # other errnos (ESRCH, EMFILE, ...) are real errors
-                    if exc.errno in UNSUPPORTED_ERRNOS:
-                        failed[spec.name] = NOT_SUPPORTED
-                    elif exc.errno in DENIED_ERRNOS:
-                        failed[spec.name] = NOT_PERMITTED
-                    else:
-                        raise
-                    continue
-                fds.append(fd)
-                names.append(spec.name)
-            if not fds:
-                return None, failed
-            first = parse_group_read(self._sys.read(fds[0], group_read_size(len(fds))))
-            if len(first.values) != len(fds):
-                raise RuntimeError(f"perf group read {len(first.values)} events, opened {len(fds)}")
-        except BaseException:
-            self._close_fds(fds)
-            raise
-        ids = {event_id: name for (_, event_id), name in zip(first.values, names, strict=True)}
-        return _Group(plan.tid, plan.label, exclude_kernel, fds, ids), failed
-
-    def enable(self) -> None:
-        for g in self._live():
-            self._sys.ioctl(g.fds[0], IOC_ENABLE, 0)
-
-    def disable(self) -> None:
-        for g in self._live():
-            self._sys.ioctl(g.fds[0], IOC_DISABLE, 0)
-
-    def read(self) -> Snapshot:
-        readings = []
-        for g in self._live():
-            got = parse_group_read(self._sys.read(g.fds[0], group_read_size(len(g.fds))))
-            values = {g.names_by_id[event_id]: value for value, event_id in got.values}
-            times = (got.time_enabled, got.time_running)
-            readings.append(GroupReading(g.tid, g.label, g.user_only, *times, values))
-        return Snapshot(self.events, self.tids, tuple(readings), tuple(self._failures))
-
-    def delta(self, before: Snapshot, after: Snapshot) -> dict[str, CounterValue]:
-        return delta(before, after)
-
-    @contextmanager
-    def region(self) -> Iterator[dict[str, CounterValue]]:
-        """``with c.region() as values: <round>``: read, enable; disable, read, delta."""
-        values: dict[str, CounterValue] = {}
-        before = self.read()
-        self.enable()
-        try:
-            yield values
-        finally:
-            self.disable()
-        values.update(delta(before, self.read()))
-
-    @property
-    def failures(self) -> tuple[OpenFailure, ...]:
-        return tuple(self._failures)
-
-    def close(self) -> None:
-        """Close every fd (members before their leader); idempotent."""
-        groups, self._groups = self._groups, []
-        self._closed = True
-        self._close_fds([fd for g in groups for fd in g.fds])
-
-    def _close_fds(self, fds: list[int]) -> None:
-        error: OSError | None = None
-        for fd in reversed(fds):  # members first, the leader last
-            try:
-                self._sys.close(fd)
-            except OSError as exc:
-                error = error or exc
-        fds.clear()
-        if error is not None:
-            raise error
-
-    def _live(self) -> list[_Group]:
-        if not self._opened or self._closed:
-            raise RuntimeError("counters not opened" if not self._opened else "counters closed")
-        return self._groups
-
-    def __enter__(self) -> Self:
-        if not self._opened:
-            self.open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class ThreadCounters(_PerfGroups):
+class ThreadCounters(PerfGroups):
     """Software and hardware counters for existing threads, attached by thread id."""
 
     def __init__(
@@ -294,11 +101,11 @@ class ThreadCounters(_PerfGroups):
         unknown = [e for e in events if e not in EVENTS]
         if unknown:
             raise ValueError(f"unknown counter events {unknown}: valid are {', '.join(EVENTS)}")
-        super().__init__(tids, list(dict.fromkeys(events)), sys)
+        super().__init__(tids, list(dict.fromkeys(events)), sys, _default_sys)
         self.procfs_root = procfs_root
         self.pmus: list[CorePmu] = discover_core_pmus(sysfs_root)
 
-    def _plan(self) -> list[_Plan]:
+    def _plan(self) -> list[GroupPlan]:
         chosen = [EVENTS[e] for e in self.events]
         software = tuple(e for e in chosen if not e.hardware)
         hardware = tuple(e for e in chosen if e.hardware)
@@ -309,9 +116,11 @@ class ThreadCounters(_PerfGroups):
         plans = []
         for tid in self.tids:
             if software:
-                plans.append(_Plan(tid, "software", software, fallback=True))
+                plans.append(GroupPlan(tid, "software", software, fallback=True))
             if hardware:
-                plans.extend(_Plan(tid, label, specs, fallback=True) for label, specs in hw_groups)
+                plans.extend(
+                    GroupPlan(tid, label, specs, fallback=True) for label, specs in hw_groups
+                )
         return plans
 
     @property
@@ -327,7 +136,7 @@ class ThreadCounters(_PerfGroups):
         return f"{PARANOID_HINT} (kernel.perf_event_paranoid = {paranoid})"
 
 
-class SyscallCounters(_PerfGroups):
+class SyscallCounters(PerfGroups):
     """Per-thread counts of ``syscalls/sys_enter_<name>`` tracepoints (an untimed pass).
 
     ``delta`` gives ``{name: {"value": count or None, "status", "running_fraction"}}``;
@@ -342,11 +151,11 @@ class SyscallCounters(_PerfGroups):
         sysfs_root: str | Path = "/sys",
         keeper: TracepointKeeper | None = None,
     ) -> None:
-        super().__init__(tids, list(dict.fromkeys(names)), sys)
+        super().__init__(tids, list(dict.fromkeys(names)), sys, _default_sys)
         self._ids = syscall_tracepoint_ids(self.events, sysfs_root)
         self._keeper = keeper
 
-    def _plan(self) -> list[_Plan]:
+    def _plan(self) -> list[GroupPlan]:
         specs = tuple(
             EventDef(n, TYPE_TRACEPOINT, i) for n, i in self._ids.items() if isinstance(i, int)
         )
@@ -358,49 +167,4 @@ class SyscallCounters(_PerfGroups):
             )
         if self._keeper is not None:
             self._keeper.hold(n for n, i in self._ids.items() if isinstance(i, int))
-        return [_Plan(tid, "tracepoint", specs, fallback=False) for tid in self.tids if specs]
-
-
-def delta(before: Snapshot, after: Snapshot) -> dict[str, CounterValue]:
-    """Counts between two reads, summed over threads and PMUs, scaled once.
-
-    An event is ``not supported``/``not permitted`` (value None) when some
-    thread has no open counter for it: a partial sum would undercount.
-    """
-    if before.events != after.events or before.tids != after.tids:
-        raise ValueError("snapshots of different counter sets")
-    old = {(g.tid, g.group): g for g in before.groups}
-    if old.keys() != {(g.tid, g.group) for g in after.groups}:
-        raise ValueError("snapshots of different counter groups")
-    return {event: _event_delta(event, before, after, old) for event in after.events}
-
-
-def _event_delta(
-    event: str, before: Snapshot, after: Snapshot, old: dict[tuple[int, str], GroupReading]
-) -> CounterValue:
-    raw = enabled = running = 0
-    user_only = False
-    for tid in after.tids:
-        mine = [g for g in after.groups if g.tid == tid and event in g.values]
-        if not mine:
-            why = {f.status for f in after.failures if f.tid == tid and f.event == event}
-            status = NOT_PERMITTED if NOT_PERMITTED in why else NOT_SUPPORTED
-            return CounterValue(value=None, status=status, running_fraction=None)
-        pairs = [(old[g.tid, g.group], g) for g in mine]
-        raw += sum(a.values[event] - b.values[event] for b, a in pairs)
-        enabled += max(a.time_enabled - b.time_enabled for b, a in pairs)
-        running += sum(a.time_running - b.time_running for b, a in pairs)
-        user_only = user_only or any(a.user_only for _, a in pairs)
-    fraction = None if enabled <= 0 else min(running / enabled, 1.0)
-    if user_only and event in KERNEL_ONLY_EVENTS:
-        # with exclude_kernel=1 these read 0 however often they happen: not a count
-        return CounterValue(value=None, status=NOT_PERMITTED, running_fraction=fraction)
-    if running <= 0:
-        return CounterValue(value=None, status=NOT_COUNTED, running_fraction=fraction)
-    if running >= enabled:
-        value, status = float(raw), OK
-    else:
-        value, status = raw * enabled / running, SCALED
-    return CounterValue(
-        value=value, status=USER_ONLY if user_only else status, running_fraction=fraction
-    )
+        return [GroupPlan(tid, "tracepoint", specs, fallback=False) for tid in self.tids if specs]

@@ -24,19 +24,19 @@ samples, ~0.4 s of user time per thread per round, so neither should happen.
 
 Cost: a 10 kHz timer per thread slowed rounds by 16-21% on our VM (timer
 interrupts exit to the host), so these rounds are never measured ones: they
-run after the measured rounds, like the syscall pass.
+run after the measured rounds, like the syscall pass (both in bench/passes.py;
+this module only switches the samplers around a round and reads them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import mmap
-import statistics
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 from pytest_netcopy.instruments.perf_abi import (
     DENIED_ERRNOS,
@@ -50,14 +50,11 @@ from pytest_netcopy.instruments.perf_abi import (
     SamplingSys,
     pack_attr,
 )
-from pytest_netcopy.transport.transfer import RoundResult, SenderPool
+from pytest_netcopy.instruments.status import NOT_COUNTED, NOT_PERMITTED, NOT_SUPPORTED, OK
 
 #: one sample per 100 us of a thread's CPU time: ~60 samples in the user part
 #: of a 50 ms round at 64 KiB, hundreds at 4 KiB
 SAMPLE_PERIOD_NS = 100_000
-#: untimed rounds of the pass by default (6 + 6 rounds: an exact Mann-Whitney
-#: test can reach p = 0.002 < the gate's 0.01)
-DEFAULT_ROUNDS = 6
 #: data pages of each ring (a power of two): 8 x 4 KiB holds 4096 samples,
 #: a thread running 0.4 s of user time in one round
 RING_PAGES = 8
@@ -70,14 +67,6 @@ META_LAYOUT = struct.Struct("=QQQQ")
 RECORD_HEADER = struct.Struct("=IHH")  # type, misc, size
 RECORD_LOST, RECORD_THROTTLE, RECORD_SAMPLE = 2, 5, 9
 
-OK, THROTTLED, LOST, NOT_PERMITTED, NOT_SUPPORTED, NOT_COUNTED = (
-    "ok",
-    "throttled",
-    "lost",
-    "not permitted",
-    "not supported",
-    "not counted",
-)
 PERMISSION_HINT = (
     "sampling the sender threads needs kernel.perf_event_paranoid <= 2 (user-mode samples "
     "of one's own threads) and room under kernel.perf_event_mlock_kb for the ring buffers"
@@ -102,6 +91,13 @@ class Drained:
             self.throttled + other.throttled,
             self.full + other.full,
         )
+
+    def add(self, other: Drained) -> None:
+        """Count ``other`` in too."""
+        self.samples += other.samples
+        self.lost += other.lost
+        self.throttled += other.throttled
+        self.full += other.full
 
     @property
     def taken(self) -> int:
@@ -198,12 +194,15 @@ class UserTime:
             return
         self.status = OK
 
-    def run(self, round_: Callable[[], RoundResult]) -> tuple[RoundResult, Drained]:
-        """One round with the samplers on; what they recorded, all threads together.
+    @contextmanager
+    def region(self) -> Iterator[Drained]:
+        """``with sampler.region() as got: <round>``: the samplers on around exactly the round.
 
-        The round's own errors pass through; the samplers' (switching them, a
-        record that makes no sense) are a SamplerError.
+        ``got`` holds what they recorded, all threads together, once the block
+        has run. The block's own errors pass through; the samplers' (switching
+        them, a record that makes no sense) are a SamplerError.
         """
+        got = Drained()
         try:
             for ring in self.rings:
                 drain(ring, self.page_size)  # nothing should be there; never count it
@@ -213,18 +212,16 @@ class UserTime:
             self._disable()
             raise SamplerError(f"switching the samplers on: {exc}") from None
         try:
-            result = round_()
+            yield got
         finally:
             disabled = self._disable()
         if disabled is not None:
             raise SamplerError(f"switching the samplers off: {disabled}")
-        total = Drained()
         try:
             for ring in self.rings:
-                total = total + drain(ring, self.page_size)
+                got.add(drain(ring, self.page_size))
         except ValueError as exc:
             raise SamplerError(str(exc)) from None
-        return result, total
 
     def _disable(self) -> OSError | None:
         """Switch every sampler off; the first error, if any (after trying them all)."""
@@ -240,10 +237,10 @@ class UserTime:
         rings, fds = self.rings, self.fds
         self.rings, self.fds = [], []
         for ring in rings:
-            with contextlib.suppress(OSError, ValueError, BufferError):
+            with suppress(OSError, ValueError, BufferError):
                 ring.close()
         for fd in fds:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 self.sys.close(fd)
 
     def __enter__(self) -> Self:
@@ -252,62 +249,3 @@ class UserTime:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def user_pass(
-    pool: SenderPool,
-    count: int,
-    rounds: int = DEFAULT_ROUNDS,
-    *,
-    sys: SamplingSys | None = None,
-    period_ns: int = SAMPLE_PERIOD_NS,
-) -> dict[str, Any]:
-    """``rounds`` untimed rounds of ``count`` messages per thread with the samplers on.
-
-    Returns the extra_info entries: ``user_cpu_ns_per_byte`` (median of the
-    rounds, None unless status ``ok``), ``user_time`` (how it was measured)
-    and ``pass_rounds.user_cpu_ns_per_byte`` (per round: the gate's samples).
-    Without permission no round runs.
-    """
-    per_round: list[float] = []
-    total = Drained()
-    with UserTime(pool.tids, period_ns=period_ns, sys=sys) as sampler:
-        status, reason = sampler.status, sampler.reason
-        if status == OK:
-            try:
-                for _ in range(rounds):
-                    result, got = sampler.run(lambda: pool.run_round(count))
-                    total = total + got
-                    per_round.append(got.taken * period_ns / result.bytes)
-            except SamplerError as exc:
-                status, reason = NOT_COUNTED, f"the user-mode samplers failed: {exc}"
-    if status == OK and total.throttled:
-        status = THROTTLED
-        reason = (
-            f"the kernel throttled the samplers {total.throttled} time(s) "
-            "(kernel.perf_event_max_sample_rate below 10 kHz?): samples are missing"
-        )
-    elif status == OK and (total.lost or total.full):
-        status = LOST
-        reason = (
-            f"a sampler's ring buffer filled up ({total.lost} samples reported lost, "
-            f"{total.full} ring(s) full at the end of a round): samples are missing"
-        )
-    if status == OK and not per_round:
-        status, reason = NOT_COUNTED, "no rounds (--netcopy-user-rounds=0)"
-    ok = status == OK
-    ran = bool(per_round)
-    return {
-        "user_cpu_ns_per_byte": statistics.median(per_round) if ok else None,
-        "user_time": {
-            "status": status,
-            "reason": reason,
-            "rounds": len(per_round),
-            "sample_period_ns": period_ns,
-            # what the samplers recorded; null when no sampled round ran
-            "samples": total.samples if ran else None,
-            "lost": total.lost if ran else None,
-            "throttled": total.throttled if ran else None,
-        },
-        "pass_rounds": {"user_cpu_ns_per_byte": per_round if ok else []},
-    }

@@ -1,0 +1,260 @@
+"""What one benchmark records: typed pieces, and the one place they become ``extra_info``.
+
+The bench computes the pieces (:class:`Throughput` from the measured rounds,
+:class:`CounterFigures` from the counters, :class:`ControlFigures` from the
+control rounds, :class:`UserTimeFigures` from the user-time pass); a
+:class:`BenchmarkRecord` lays them out as pytest-benchmark's ``extra_info``
+(docs/results-schema.md). The key order is the order readers see in the JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_netcopy.results.schema import SCHEMA_VERSION
+
+#: per event: ``{"value", "status", "running_fraction"}``
+Counts = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """The measured rounds: how many messages, how fast, how much the sink checked."""
+
+    mode: str
+    size: int
+    threads: int
+    messages_per_round: int
+    messages_per_connection: int
+    bytes_per_round: int
+    throughput_gbps: float
+    throughput_gbps_per_connection: float
+    messages_per_second: float
+    ns_per_message: float
+    round_seconds: list[float]
+    round_throughput_gbps: list[float]
+    round_steal_ms: list[float | None]
+    verified_bytes: int
+    #: over all rounds; None unless known for every round
+    steal_ms: float | None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How the benchmark ran: placement, socket options, round length."""
+
+    placement: Mapping[str, object]
+    sink_recv_buffer: int
+    tcp_nodelay: bool
+    round_target_seconds: float
+    tcp_congestion: str
+    #: the zero-copy senders' totals over the measured rounds (zero_copy only)
+    zerocopy: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class PerByte:
+    """The figures derived from counts; None wherever a count behind one is missing."""
+
+    cpu_ns_per_byte: float | None
+    sink_cpu_ns_per_byte: float | None
+    cycles_per_byte: float | None
+    instructions_per_byte: float | None
+    ipc: float | None
+    context_switches_per_mb: float | None
+
+    def to_extra_info(self) -> dict[str, float | None]:
+        return {
+            "cpu_ns_per_byte": self.cpu_ns_per_byte,
+            "sink_cpu_ns_per_byte": self.sink_cpu_ns_per_byte,
+            "cycles_per_byte": self.cycles_per_byte,
+            "instructions_per_byte": self.instructions_per_byte,
+            "ipc": self.ipc,
+            "context_switches_per_mb": self.context_switches_per_mb,
+        }
+
+
+@dataclass(frozen=True)
+class CounterFigures:
+    """The counters of the measured rounds and the syscall pass."""
+
+    counters: Counts
+    sink_counters: Counts
+    per_byte: PerByte
+    #: per-message syscall counts by name (None: no pass)
+    syscalls_per_message: Mapping[str, Any] | None = None
+    sink_syscalls_per_message: Mapping[str, Any] | None = None
+    #: per measured round (None: nothing counted per round)
+    rounds_cpu_ns_per_byte: list[float | None] | None = None
+
+    def to_extra_info(self) -> dict[str, Any]:
+        """The top-level entries (the per-round ones are :meth:`round_entries`)."""
+        return {
+            "counters": dict(self.counters),
+            "sink_counters": dict(self.sink_counters),
+            **self.per_byte.to_extra_info(),
+            "syscalls_per_message": _plain(self.syscalls_per_message),
+            "sink_syscalls_per_message": _plain(self.sink_syscalls_per_message),
+        }
+
+    def round_entries(self) -> dict[str, Any]:
+        if self.rounds_cpu_ns_per_byte is None:
+            return {}
+        return {"cpu_ns_per_byte": self.rounds_cpu_ns_per_byte}
+
+
+@dataclass(frozen=True)
+class ControlFigures:
+    """The control's own figures, and the measured rounds' ratios to it."""
+
+    mode: str
+    messages_per_round: int
+    throughput_gbps: float
+    cpu_ns_per_byte: float | None
+    verified_bytes: int
+    rounds_throughput_gbps: list[float]
+    rounds_cpu_ns_per_byte: list[float | None] | None
+    throughput_vs_control: float | None
+    cpu_vs_control: float | None
+    rounds_throughput_vs_control: list[float | None]
+    rounds_cpu_vs_control: list[float | None] | None
+
+    def to_extra_info(self) -> dict[str, Any]:
+        """The top-level entries (the per-round ratios are :meth:`round_entries`)."""
+        control = {
+            "mode": self.mode,
+            "messages_per_round": self.messages_per_round,
+            "throughput_gbps": self.throughput_gbps,
+            "cpu_ns_per_byte": self.cpu_ns_per_byte,
+            "verified_bytes": self.verified_bytes,
+            "rounds": {
+                "throughput_gbps": self.rounds_throughput_gbps,
+                "cpu_ns_per_byte": self.rounds_cpu_ns_per_byte,
+            },
+        }
+        return {
+            "control": control,
+            "throughput_vs_control": self.throughput_vs_control,
+            "cpu_vs_control": self.cpu_vs_control,
+        }
+
+    def round_entries(self) -> dict[str, Any]:
+        return {
+            "throughput_vs_control": self.rounds_throughput_vs_control,
+            "cpu_vs_control": self.rounds_cpu_vs_control,
+        }
+
+
+@dataclass(frozen=True)
+class UserTimeFigures:
+    """The user-time pass: the figure (None unless status ``ok``) and how it was measured."""
+
+    status: str
+    reason: str | None
+    #: sampled rounds that ran
+    rounds: int
+    sample_period_ns: int
+    #: what the samplers recorded; None when no sampled round ran
+    samples: int | None
+    lost: int | None
+    throttled: int | None
+    user_cpu_ns_per_byte: float | None
+    #: per round, the gate's samples (empty unless status ``ok``)
+    pass_rounds: list[float]
+
+    def to_extra_info(self) -> dict[str, Any]:
+        return {
+            "user_cpu_ns_per_byte": self.user_cpu_ns_per_byte,
+            "user_time": {
+                "status": self.status,
+                "reason": self.reason,
+                "rounds": self.rounds,
+                "sample_period_ns": self.sample_period_ns,
+                "samples": self.samples,
+                "lost": self.lost,
+                "throttled": self.throttled,
+            },
+            "pass_rounds": {"user_cpu_ns_per_byte": self.pass_rounds},
+        }
+
+
+@dataclass(frozen=True)
+class BenchmarkRecord:
+    """Everything one benchmark records (docs/results-schema.md)."""
+
+    throughput: Throughput
+    setup: Setup
+    counters: CounterFigures
+    #: None: ran without a control
+    control: ControlFigures | None = None
+    #: None: no user-time pass
+    user: UserTimeFigures | None = None
+
+    def to_extra_info(self) -> dict[str, Any]:
+        t, s = self.throughput, self.setup
+        info: dict[str, Any] = {
+            "netcopy_schema": SCHEMA_VERSION,
+            "mode": t.mode,
+            "size": t.size,
+            "threads": t.threads,
+            "messages_per_round": t.messages_per_round,
+            "messages_per_connection": t.messages_per_connection,
+            "bytes_per_round": t.bytes_per_round,
+            "throughput_gbps": t.throughput_gbps,
+            "throughput_gbps_per_connection": t.throughput_gbps_per_connection,
+            "messages_per_second": t.messages_per_second,
+            "ns_per_message": t.ns_per_message,
+            "rounds": self._rounds(),
+            "integrity": {"ok": True, "verified_bytes": t.verified_bytes},
+            "steal_ms": t.steal_ms,
+            "placement": dict(s.placement),
+            "sink_recv_buffer": s.sink_recv_buffer,
+            "tcp_nodelay": s.tcp_nodelay,
+            "round_target_seconds": s.round_target_seconds,
+        }
+        if s.zerocopy is not None:
+            info["zerocopy"] = dict(s.zerocopy)
+        info["tcp_congestion"] = s.tcp_congestion
+        info.update(self.counters.to_extra_info())
+        if self.control is not None:
+            info.update(self.control.to_extra_info())
+        if self.user is not None:
+            info.update(self.user.to_extra_info())
+        return info
+
+    def _rounds(self) -> dict[str, Any]:
+        t = self.throughput
+        rounds: dict[str, Any] = {
+            "seconds": t.round_seconds,
+            "throughput_gbps": t.round_throughput_gbps,
+            "steal_ms": t.round_steal_ms,
+            **self.counters.round_entries(),
+        }
+        if self.control is not None:
+            rounds.update(self.control.round_entries())
+        return rounds
+
+
+@dataclass(frozen=True)
+class IntegrityFailure:
+    """What a benchmark whose payload arrived corrupted records: who, and the sink's words."""
+
+    mode: str
+    size: int
+    threads: int
+    error: str
+
+    def to_extra_info(self) -> dict[str, Any]:
+        return {
+            "netcopy_schema": SCHEMA_VERSION,
+            "mode": self.mode,
+            "size": self.size,
+            "threads": self.threads,
+            "integrity": {"ok": False, "error": self.error},
+        }
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)
