@@ -96,6 +96,31 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     netcopy schema, and for a file with no netcopy benchmark in it.
     """
     p = Path(path)
+    data = _read_json(p)
+    results = [
+        result
+        for index, bench in enumerate(data["benchmarks"])
+        if (result := _result(p, index, bench)) is not None
+    ]
+    if not results:
+        raise _fail(
+            p,
+            "has no netcopy benchmarks (no benchmark with extra_info.netcopy_schema); "
+            "was it written by `pytest benchmarks/` with pytest-netcopy installed?",
+        )
+    machine = data.get("machine_info")
+    commit = data.get("commit_info")
+    return Run(
+        path=p,
+        machine_info=machine if isinstance(machine, dict) else {},
+        commit_info=commit if isinstance(commit, dict) else {},
+        datetime=data.get("datetime") if isinstance(data.get("datetime"), str) else None,
+        results=results,
+    )
+
+
+def _read_json(p: Path) -> dict[str, Any]:
+    """The file's pytest-benchmark object (with a ``benchmarks`` list), or why not."""
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -118,49 +143,35 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             "is not pytest-benchmark output (expected an object with a 'benchmarks' list, "
             "as written by --benchmark-json or --benchmark-save)",
         )
-    results: list[Result] = []
-    for index, bench in enumerate(data["benchmarks"]):
-        if not isinstance(bench, dict):
-            raise _fail(p, f"benchmarks[{index}] is not an object")
-        extra = bench.get("extra_info")
-        if not isinstance(extra, dict) or "netcopy_schema" not in extra:
-            continue  # a benchmark of some other suite: not ours to read
-        name = str(bench.get("name", f"benchmarks[{index}]"))
-        schema = extra.get("netcopy_schema")
-        if not isinstance(schema, int) or schema < 1:
-            raise _fail(p, f"benchmark {name}: netcopy_schema={schema!r}, expected an integer >= 1")
-        if schema > SCHEMA_VERSION:
-            raise _fail(
-                p,
-                f"benchmark {name}: netcopy_schema {schema} is newer than this pytest-netcopy "
-                f"understands ({SCHEMA_VERSION}); upgrade pytest-netcopy",
-            )
-        missing = [k for k in REQUIRED_KEYS if k not in extra]
-        if missing:
-            raise _fail(p, f"benchmark {name}: extra_info lacks {', '.join(missing)}")
-        if not isinstance(extra.get("rounds"), dict):
-            raise _fail(p, f"benchmark {name}: extra_info.rounds is not an object")
-        stats = bench.get("stats")
-        results.append(
-            Result(
-                name=name,
-                group=bench.get("group"),
-                extra=extra,
-                stats=stats if isinstance(stats, dict) else {},
-            )
-        )
-    if not results:
+    return data
+
+
+def _result(p: Path, index: int, bench: object) -> Result | None:
+    """Benchmark ``index`` of the file as a netcopy Result; None when it is not netcopy's."""
+    if not isinstance(bench, dict):
+        raise _fail(p, f"benchmarks[{index}] is not an object")
+    extra = bench.get("extra_info")
+    if not isinstance(extra, dict) or "netcopy_schema" not in extra:
+        return None  # a benchmark of some other suite: not ours to read
+    name = str(bench.get("name", f"benchmarks[{index}]"))
+    schema = extra.get("netcopy_schema")
+    if not isinstance(schema, int) or schema < 1:
+        raise _fail(p, f"benchmark {name}: netcopy_schema={schema!r}, expected an integer >= 1")
+    if schema > SCHEMA_VERSION:
         raise _fail(
             p,
-            "has no netcopy benchmarks (no benchmark with extra_info.netcopy_schema); "
-            "was it written by `pytest benchmarks/` with pytest-netcopy installed?",
+            f"benchmark {name}: netcopy_schema {schema} is newer than this pytest-netcopy "
+            f"understands ({SCHEMA_VERSION}); upgrade pytest-netcopy",
         )
-    machine = data.get("machine_info")
-    commit = data.get("commit_info")
-    return Run(
-        path=p,
-        machine_info=machine if isinstance(machine, dict) else {},
-        commit_info=commit if isinstance(commit, dict) else {},
-        datetime=data.get("datetime") if isinstance(data.get("datetime"), str) else None,
-        results=results,
+    missing = [k for k in REQUIRED_KEYS if k not in extra]
+    if missing:
+        raise _fail(p, f"benchmark {name}: extra_info lacks {', '.join(missing)}")
+    if not isinstance(extra.get("rounds"), dict):
+        raise _fail(p, f"benchmark {name}: extra_info.rounds is not an object")
+    stats = bench.get("stats")
+    return Result(
+        name=name,
+        group=bench.get("group"),
+        extra=extra,
+        stats=stats if isinstance(stats, dict) else {},
     )
