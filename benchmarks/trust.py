@@ -39,16 +39,11 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_netcopy.gate.core import (
-    DEFAULT_RULES,
-    REGRESSION,
-    GateOutcome,
-    Rule,
-    benchmark_id,
-    compare_runs,
-    format_rules,
-    parse_rules,
-)
+from pytest_netcopy.gate.compare import benchmark_id, compare_runs
+from pytest_netcopy.gate.outcome import GateOutcome
+from pytest_netcopy.gate.policy import DEFAULT_RULES
+from pytest_netcopy.gate.row import REGRESSION
+from pytest_netcopy.gate.rules import Rule, format_rules, parse_rules
 from pytest_netcopy.results.runs import load_run
 
 HERE = Path(__file__).resolve().parent

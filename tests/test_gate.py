@@ -12,24 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_netcopy.gate.core import (
-    DEFAULT_RULES,
-    IMPROVEMENT,
-    NOT_COMPARABLE,
-    OK,
-    REGRESSION,
+from pytest_netcopy.gate.compare import (
     MachineMismatch,
-    Rule,
     benchmark_id,
     compare_runs,
-    format_rules,
     machine_differences,
-    mann_whitney_u,
-    metric_value,
-    parse_rules,
-    parse_speed_tolerance,
-    smallest_p,
 )
+from pytest_netcopy.gate.metrics import metric_value
+from pytest_netcopy.gate.policy import DEFAULT_RULES, parse_speed_tolerance
+from pytest_netcopy.gate.row import IMPROVEMENT, NOT_COMPARABLE, OK, REGRESSION
+from pytest_netcopy.gate.rules import Rule, format_rules, parse_rules
+from pytest_netcopy.gate.stats import mann_whitney_u, smallest_p
 from pytest_netcopy.results.runs import Result, Run, load_run
 
 DATA = Path(__file__).parent / "data" / "gate"

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from _support import FAST, SWEEP
 
-from pytest_netcopy.gate.core import DEFAULT_RULES, format_rules, parse_rules
+from pytest_netcopy.gate.policy import DEFAULT_RULES
+from pytest_netcopy.gate.rules import format_rules, parse_rules
 from pytest_netcopy.plugin.gate import parse_gate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,18 +16,15 @@ from typing import Any
 
 from tabulate import tabulate_formats
 
-from pytest_netcopy.gate.core import (
+from pytest_netcopy.gate.compare import MachineMismatch, compare_runs
+from pytest_netcopy.gate.metrics import control_metrics, has_control
+from pytest_netcopy.gate.policy import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
     DEFAULT_SPEED_TOLERANCE,
-    MachineMismatch,
-    compare_runs,
-    control_metrics,
-    format_rules,
-    has_control,
-    parse_rules,
     parse_speed_tolerance,
 )
+from pytest_netcopy.gate.rules import format_rules, parse_rules
 from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
 from pytest_netcopy.results.runs import load_run
 
@@ -51,6 +48,27 @@ def register(subparsers: Any) -> None:
         "as --benchmark-compare does ('0001', '*NAME', 'MACHINE/0001')",
     )
     parser.add_argument("new", metavar="NEW", help="the run to check, given like BASE")
+    _add_gate_options(parser)
+    parser.add_argument(
+        "--format",
+        metavar="FMT",
+        default="simple",
+        help="table format, any of tabulate's (simple, github, grid, pipe, ...). "
+        "Default: %(default)r",
+    )
+    parser.add_argument(
+        "--storage",
+        metavar="DIR",
+        type=Path,
+        default=Path(".benchmarks"),
+        help="pytest-benchmark storage for saved-run ids (BASE or NEW that is not a file). "
+        "Default: '.benchmarks'",
+    )
+    parser.set_defaults(func=run)
+
+
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say what the gate judges and how (the same as the pytest gate's)."""
     parser.add_argument(
         "--gate",
         metavar="RULES",
@@ -80,22 +98,6 @@ def register(subparsers: Any) -> None:
         "'not comparable' (user CPU and syscall counts are judged anyway); 'off': judge at "
         "any speed. Default: %(default)r",
     )
-    parser.add_argument(
-        "--format",
-        metavar="FMT",
-        default="simple",
-        help="table format, any of tabulate's (simple, github, grid, pipe, ...). "
-        "Default: %(default)r",
-    )
-    parser.add_argument(
-        "--storage",
-        metavar="DIR",
-        type=Path,
-        default=Path(".benchmarks"),
-        help="pytest-benchmark storage for saved-run ids (BASE or NEW that is not a file). "
-        "Default: '.benchmarks'",
-    )
-    parser.set_defaults(func=run)
 
 
 def _error(message: str) -> int:

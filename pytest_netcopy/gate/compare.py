@@ -1,0 +1,217 @@
+"""Compare a run with a baseline and decide regressions: pure functions over plain data.
+
+Used by the pytest gate (``--netcopy-baseline``/``--netcopy-gate``) and by
+``netcopy compare``; nothing in the gate imports pytest, so every decision can
+be property-tested on its own. docs/gate.md explains the rules and the statistic.
+
+A row of the comparison is one benchmark (matched by mode, size and threads)
+and one metric. The change is the relative difference of the medians (or of
+the single values where a metric has no per-round samples). It is a
+*regression* when it goes the rule's bad way by more than the rule's threshold
+AND a two-sided Mann-Whitney U test on the per-round samples gives p < alpha;
+the mirror case is an *improvement*. A metric that is absent or null on either
+side is *not comparable*, with the reason: never a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pytest_netcopy.gate.metrics import control_speed_change, metric_value
+from pytest_netcopy.gate.outcome import GateOutcome
+from pytest_netcopy.gate.policy import DEFAULT_ALPHA, DEFAULT_SPEED_TOLERANCE, SPEED_INDEPENDENT
+from pytest_netcopy.gate.render import speed_reason
+from pytest_netcopy.gate.row import IMPROVEMENT, OK, REGRESSION, Row, not_comparable
+from pytest_netcopy.gate.rules import Rule
+from pytest_netcopy.gate.stats import significance
+from pytest_netcopy.results import schema
+from pytest_netcopy.results.machine import MachineDifference, differing_facts
+from pytest_netcopy.results.runs import Result, Run
+
+__all__ = [
+    "BenchmarkKey",
+    "MachineMismatch",
+    "benchmark_id",
+    "compare_runs",
+    "machine_differences",
+]
+
+BenchmarkKey = tuple[str, int, int]
+Overrides = Mapping[BenchmarkKey | str, Sequence[Rule]]
+
+
+def benchmark_id(key: BenchmarkKey) -> str:
+    """``('two_copy', 4096, 2)`` -> ``'two_copy-4096B-2t'`` (the pytest id)."""
+    return schema.benchmark_id(*key)
+
+
+class MachineMismatch(Exception):
+    """The runs come from different machines and a strict comparison was asked for."""
+
+    def __init__(self, differences: Sequence[MachineDifference]) -> None:
+        self.differences = list(differences)
+        listed = "; ".join(str(d) for d in self.differences)
+        super().__init__(
+            f"refusing to compare runs from different machines (strict machine check): {listed}"
+        )
+
+
+def machine_differences(baseline: Run, current: Run) -> list[MachineDifference]:
+    """Kernel release, CPU model and CPU count that both runs recorded and that differ."""
+    return differing_facts(baseline.machine_info, current.machine_info)
+
+
+def _compare_metric(
+    bench: str, rule: Rule, base_result: Result, cur_result: Result, alpha: float
+) -> Row:
+    old = metric_value(base_result, rule.metric)
+    new = metric_value(cur_result, rule.metric)
+    if old.value is None or new.value is None:
+        sides = []
+        if old.value is None:
+            sides.append(f"baseline: {old.reason}")
+        if new.value is None:
+            sides.append(f"current: {new.reason}")
+        return not_comparable(bench, rule, old.value, new.value, "; ".join(sides))
+    base, cur = old.value, new.value
+    change = (cur - base) / abs(base) if base != 0 else None
+    if rule.percent:
+        if change is None:
+            if cur != base:
+                return not_comparable(
+                    bench, rule, base, cur, "baseline is 0: a percent threshold cannot apply"
+                )
+            change = 0.0
+        size = change
+    else:
+        size = cur - base
+    # the bad way, and the good way, each beyond the threshold (strictly)
+    worse = rule.direction * size > rule.limit
+    better = -rule.direction * size > rule.limit
+    judged = significance(old.samples, new.samples, alpha)
+    p_value, test = judged.p_value, judged.test
+    if worse and judged.significant:
+        return Row(bench, rule.metric, rule, base, cur, change, p_value, test, REGRESSION)
+    if better and judged.significant:
+        return Row(bench, rule.metric, rule, base, cur, change, p_value, test, IMPROVEMENT)
+    reason = f"beyond the threshold but not significant (p >= {alpha:g})" if worse or better else ""
+    return Row(bench, rule.metric, rule, base, cur, change, p_value, test, OK, reason)
+
+
+def _rules_for(key: BenchmarkKey, rules: Sequence[Rule], overrides: Overrides | None) -> list[Rule]:
+    """The session rules, with an override's rules replacing those of the same metrics;
+    only the rules that apply to the benchmark's mode."""
+    extra = None
+    if overrides:
+        extra = overrides.get(key)
+        if extra is None:
+            extra = overrides.get(benchmark_id(key))
+    chosen = list(rules)
+    if extra is not None:
+        replaced = {r.metric for r in extra}
+        chosen = [r for r in rules if r.metric not in replaced] + list(extra)
+    return [r for r in chosen if r.applies_to(key[0])]
+
+
+def _index(run: Run) -> tuple[dict[BenchmarkKey, Result], dict[BenchmarkKey, list[str]]]:
+    """The run's benchmarks by key, and the keys that more than one benchmark share."""
+    seen: dict[BenchmarkKey, list[Result]] = {}
+    for result in run.results:
+        seen.setdefault(result.key, []).append(result)
+    dupes = {k: [r.name for r in v] for k, v in seen.items() if len(v) > 1}
+    return {k: v[-1] for k, v in seen.items()}, dupes
+
+
+def _shared_reason(
+    key: BenchmarkKey,
+    old_dupes: dict[BenchmarkKey, list[str]],
+    new_dupes: dict[BenchmarkKey, list[str]],
+) -> str | None:
+    """Why a benchmark cannot be compared when several in one run share its key."""
+    if key not in old_dupes and key not in new_dupes:
+        return None
+    names = old_dupes.get(key) or new_dupes[key]
+    side = "baseline" if key in old_dupes else "current run"
+    return f"{len(names)} benchmarks in the {side} share it: {', '.join(names)}"
+
+
+def _moved_reason(old: Result, new: Result, tolerance: float | None) -> str | None:
+    """Why the speed figures are not judged, when the control send's speed moved more
+    than ``tolerance`` (None: never mind the speed)."""
+    if tolerance is None:
+        return None
+    speed = control_speed_change(old, new)
+    # (a hair of slack, so 40 -> 44 Gbps is the 10% it reads as, not 10.000000000000009%)
+    if speed is None or not abs(speed.change) > tolerance + 1e-9:
+        return None
+    return speed_reason(speed, tolerance)
+
+
+def _compare_benchmark(
+    bench: str,
+    old: Result,
+    new: Result,
+    rules: Sequence[Rule],
+    shared: str | None,
+    moved: str | None,
+    alpha: float,
+) -> list[Row]:
+    """The rows of one benchmark both runs have."""
+    rows: list[Row] = []
+    for rule in rules:
+        if shared is not None:
+            rows.append(not_comparable(bench, rule, None, None, shared))
+        elif moved is not None and rule.figure not in SPEED_INDEPENDENT:
+            base = metric_value(old, rule.metric).value
+            cur = metric_value(new, rule.metric).value
+            rows.append(not_comparable(bench, rule, base, cur, moved))
+        else:
+            rows.append(_compare_metric(bench, rule, old, new, alpha))
+    return rows
+
+
+def compare_runs(
+    baseline: Run,
+    current: Run,
+    rules: Sequence[Rule],
+    *,
+    two_sided: bool = False,
+    strict_machine: bool = False,
+    overrides: Overrides | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    speed_tolerance: float | None = DEFAULT_SPEED_TOLERANCE,
+) -> GateOutcome:
+    """Compare every benchmark both runs have, under ``rules``.
+
+    ``overrides`` maps a benchmark (key ``(mode, size, threads)`` or id
+    ``'two_copy-4096B-2t'``) to rules that replace the session's rules for
+    the same metrics. Raises MachineMismatch when ``strict_machine`` and the
+    machines differ. Where a benchmark's control send changed speed by more
+    than ``speed_tolerance`` (None: never mind), its speed-dependent metrics are
+    not comparable. Deterministic: same input, same outcome.
+    """
+    differences = machine_differences(baseline, current)
+    if strict_machine and differences:
+        raise MachineMismatch(differences)
+    old_index, old_dupes = _index(baseline)
+    new_index, new_dupes = _index(current)
+    rows: list[Row] = []
+    compared = 0
+    for key, new in new_index.items():
+        old = old_index.get(key)
+        if old is None:
+            continue
+        compared += 1
+        shared = _shared_reason(key, old_dupes, new_dupes)
+        moved = _moved_reason(old, new, speed_tolerance)
+        rules_here = _rules_for(key, rules, overrides)
+        rows += _compare_benchmark(benchmark_id(key), old, new, rules_here, shared, moved, alpha)
+    return GateOutcome(
+        rows=rows,
+        missing_in_current=sorted(benchmark_id(k) for k in old_index if k not in new_index),
+        missing_in_baseline=sorted(benchmark_id(k) for k in new_index if k not in old_index),
+        machine_differences=differences,
+        compared=compared,
+        two_sided=two_sided,
+        alpha=alpha,
+    )
