@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_netcopy import cli
-from pytest_netcopy.cli import report
+from pytest_netcopy.report.crossovers import crossovers_title
 from pytest_netcopy.report.csvout import COLUMNS, REFERENCE_COLUMNS, csv_row
 from pytest_netcopy.results.baseline import local_machine_id
 from pytest_netcopy.results.runs import load_run
@@ -342,13 +342,13 @@ def test_the_crossovers_title_names_the_figure_of_every_row() -> None:
     both = [extra("two_copy", 4096, 0.9), extra("one_copy", 4096, 0.8)]
     bare = [extra("two_copy", 65536, None), extra("one_copy", 65536, None)]
     half = [extra("two_copy", 16384, 0.9), extra("one_copy", 16384, None)]
-    assert report.crossovers_title(both).endswith("throughput against the control)")
-    assert report.crossovers_title(bare).endswith("median-round throughput)")
+    assert crossovers_title(both).endswith("throughput against the control)")
+    assert crossovers_title(bare).endswith("median-round throughput)")
     # one row ranked by Gbps (one_copy has no ratio there), one by the ratio
-    assert report.crossovers_title(both + half).endswith(
+    assert crossovers_title(both + half).endswith(
         "against the control where every mode of the row has one, else Gbps)"
     )
-    assert report.crossovers_title(both + bare) == report.crossovers_title(both + half)
+    assert crossovers_title(both + bare) == crossovers_title(both + half)
 
 
 @pytest.mark.usefixtures("in_runs")
@@ -474,6 +474,7 @@ def test_package_imports_without_matplotlib() -> None:
         "import sys; sys.modules['matplotlib'] = None\n"
         "import pytest_netcopy.cli.report, pytest_netcopy.report.plots\n"
         "import pytest_netcopy.report.tables, pytest_netcopy.report.csvout\n"
+        "import pytest_netcopy.report.document, pytest_netcopy.report.plots_crossover\n"
         "print('ok')\n"
     )
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}

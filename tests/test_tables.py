@@ -1,4 +1,4 @@
-"""tables.py: the modes table, the runs table and the crossover sizes, over extra_info mappings."""
+"""report tables and crossovers: the modes table, the runs table and the crossover sizes."""
 
 from __future__ import annotations
 
@@ -14,17 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tabulate import tabulate_formats
 
-from pytest_netcopy.report.tables import (
-    COUNTER_KEYS,
-    Crossover,
-    crossovers,
-    modes_table,
-    order_modes,
-    render_crossovers,
-    round_spread,
-    runs_table,
-    table_legend,
-)
+from pytest_netcopy.report.crossovers import Crossover, crossovers, render_crossovers
+from pytest_netcopy.report.figures import round_spread
+from pytest_netcopy.report.formats import check_table_format
+from pytest_netcopy.report.metrics import COUNTER_KEYS
+from pytest_netcopy.report.ranking import order_modes
+from pytest_netcopy.report.tables import modes_table, runs_table, table_legend
 from pytest_netcopy.results.runs import load_run
 
 RUNS = Path(__file__).parent / "data" / "runs"
@@ -271,6 +266,20 @@ def test_unknown_format_and_empty_input() -> None:
     with pytest.raises(ValueError, match="unknown table format 'nope'"):
         modes_table([result("two_copy", 256, 1, 1.0)], fmt="nope")
     assert modes_table([]) == "(no netcopy results)"
+
+
+def test_one_table_format_check_with_each_callers_text() -> None:
+    check_table_format("github")
+    check_table_format("github", option="--format")
+    with pytest.raises(ValueError) as plain:
+        check_table_format("nope")
+    assert str(plain.value) == (
+        f"unknown table format 'nope'; choose one of {', '.join(tabulate_formats)}"
+    )
+    with pytest.raises(ValueError) as option:
+        check_table_format("nope", option="--format")
+    choices = ", ".join(sorted(tabulate_formats))
+    assert str(option.value) == f"--format 'nope' is not a table format; choose one of {choices}"
 
 
 def test_legend_can_be_placed_by_the_caller() -> None:

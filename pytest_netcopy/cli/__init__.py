@@ -30,14 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error(command: str, message: str) -> int:
+    """Print ``netcopy COMMAND: error: MESSAGE`` on stderr; return the exit status 2."""
+    print(f"netcopy {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except RunFileError as exc:
-        print(f"netcopy {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return error(args.command, str(exc))
     except BrokenPipeError:  # e.g. `netcopy report ... | head`
         return 0
 

@@ -20,13 +20,17 @@ import csv
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from pytest_netcopy.report.tables import (
+from pytest_netcopy.report.figures import (
     Extra,
     copied_fraction,
+    counter_status,
     integrity_ok,
-    mode_rank,
+    measured_rounds,
+    per_message,
+    round_samples,
     syscalls_total,
 )
+from pytest_netcopy.report.ranking import mode_rank
 from pytest_netcopy.results.schema import as_float
 
 #: reference column -> counter event, per message
@@ -81,6 +85,24 @@ OUR_COLUMNS = (
 )
 COLUMNS = REFERENCE_COLUMNS + OUR_COLUMNS
 
+#: column -> the ``extra_info`` key of a recorded number it shows as is
+NUMBER_COLUMNS = {
+    "Throughput_Gbps": "throughput_gbps",
+    "TimePerMessage_ns": "ns_per_message",
+    "Throughput_Gbps_PerConnection": "throughput_gbps_per_connection",
+    "MessagesPerSecond": "messages_per_second",
+    "Throughput_vs_Control": "throughput_vs_control",
+    "CPU_vs_Control": "cpu_vs_control",
+    "User_CPU_ns_per_byte": "user_cpu_ns_per_byte",
+    "Host_Steal_ms": "steal_ms",
+    "CPU_ns_per_byte": "cpu_ns_per_byte",
+    "Sink_CPU_ns_per_byte": "sink_cpu_ns_per_byte",
+    "Cycles_per_byte": "cycles_per_byte",
+    "Instructions_per_byte": "instructions_per_byte",
+    "IPC": "ipc",
+    "ContextSwitches_per_MB": "context_switches_per_mb",
+}
+
 #: shown by ``netcopy csv --help``
 COLUMNS_HELP = """\
 columns (one row per benchmark, sorted by size, threads, mode):
@@ -105,47 +127,6 @@ columns (one row per benchmark, sorted by size, threads, mode):
   means not counted or not applicable: never a fake 0."""
 
 
-def _counter_value(extra: Extra, event: str) -> float | None:
-    counters = extra.get("counters")
-    if not isinstance(counters, Mapping) or not isinstance(counters.get(event), Mapping):
-        return None
-    return as_float(counters[event].get("value"))
-
-
-def measured_rounds(extra: Extra) -> int:
-    """How many measured rounds the counter totals span: ``len(rounds.seconds)``."""
-    rounds = extra.get("rounds")
-    seconds = rounds.get("seconds") if isinstance(rounds, Mapping) else None
-    return len(seconds) if isinstance(seconds, list) else 0
-
-
-def per_message(extra: Extra, event: str) -> float | None:
-    """A sender counter per message sent, or None where it was not counted.
-
-    Counter values are totals over the measured rounds, all sender threads
-    together, so per message = value / (messages_per_round x measured rounds).
-    """
-    value = _counter_value(extra, event)
-    messages = as_float(extra.get("messages_per_round"))
-    rounds = measured_rounds(extra)
-    if value is None or not messages or not rounds:
-        return None
-    return value / (messages * rounds)
-
-
-def counter_status(extra: Extra) -> str:
-    """``event=status`` for each sender counter that has no value, ``;``-joined."""
-    counters = extra.get("counters")
-    if not isinstance(counters, Mapping):
-        return ""
-    missing = [
-        f"{event}={entry.get('status')}"
-        for event, entry in sorted(counters.items())
-        if isinstance(entry, Mapping) and as_float(entry.get("value")) is None
-    ]
-    return ";".join(missing)
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -160,46 +141,44 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def csv_row(extra: Extra) -> dict[str, str]:
-    rounds = extra.get("rounds")
-    per_round = rounds.get("throughput_gbps") if isinstance(rounds, Mapping) else None
-    round_gbps = [v for v in (as_float(x) for x in per_round or []) if v is not None]
-    n_rounds = measured_rounds(extra)
+def _mapping(extra: Extra, key: str) -> Mapping[str, Any]:
+    value = extra.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number_columns(extra: Extra) -> dict[str, Any]:
+    """The columns that are one recorded number each, under their CSV names."""
+    return {column: as_float(extra.get(key)) for column, key in NUMBER_COLUMNS.items()}
+
+
+def _round_columns(extra: Extra) -> dict[str, Any]:
+    round_gbps = round_samples(extra, "throughput_gbps")
+    return {
+        "Throughput_Gbps_RoundMin": min(round_gbps) if round_gbps else None,
+        "Throughput_Gbps_RoundMax": max(round_gbps) if round_gbps else None,
+        "MessagesPerRound": extra.get("messages_per_round"),
+        "BytesPerRound": extra.get("bytes_per_round"),
+        "Rounds": measured_rounds(extra) or None,
+    }
+
+
+def _control_columns(extra: Extra) -> dict[str, Any]:
+    ctl = _mapping(extra, "control")
+    return {
+        "Control_Mode": ctl.get("mode"),
+        "Control_Throughput_Gbps": as_float(ctl.get("throughput_gbps")),
+        "Control_CPU_ns_per_byte": as_float(ctl.get("cpu_ns_per_byte")),
+    }
+
+
+def _check_columns(extra: Extra) -> dict[str, Any]:
+    """Syscalls, zero-copy, integrity, socket option and placement columns."""
     copied = copied_fraction(extra)
     ok = integrity_ok(extra)
     integrity = extra.get("integrity")
     zerocopy = extra.get("zerocopy")
-    placement = extra.get("placement")
-    place: Mapping[str, Any] = placement if isinstance(placement, Mapping) else {}
-    control = extra.get("control")
-    ctl: Mapping[str, Any] = control if isinstance(control, Mapping) else {}
-    values: dict[str, Any] = {
-        "Implementation": extra["mode"],
-        "MessageSize": int(extra["size"]),
-        "NumThreads": int(extra["threads"]),
-        "Throughput_Gbps": as_float(extra.get("throughput_gbps")),
-        "TimePerMessage_ns": as_float(extra.get("ns_per_message")),
-        **{column: per_message(extra, event) for column, event in COUNTER_COLUMNS.items()},
-        "Throughput_Gbps_PerConnection": as_float(extra.get("throughput_gbps_per_connection")),
-        "Throughput_Gbps_RoundMin": min(round_gbps) if round_gbps else None,
-        "Throughput_Gbps_RoundMax": max(round_gbps) if round_gbps else None,
-        "MessagesPerSecond": as_float(extra.get("messages_per_second")),
-        "MessagesPerRound": extra.get("messages_per_round"),
-        "BytesPerRound": extra.get("bytes_per_round"),
-        "Rounds": n_rounds or None,
-        "Throughput_vs_Control": as_float(extra.get("throughput_vs_control")),
-        "CPU_vs_Control": as_float(extra.get("cpu_vs_control")),
-        "Control_Mode": ctl.get("mode"),
-        "Control_Throughput_Gbps": as_float(ctl.get("throughput_gbps")),
-        "Control_CPU_ns_per_byte": as_float(ctl.get("cpu_ns_per_byte")),
-        "User_CPU_ns_per_byte": as_float(extra.get("user_cpu_ns_per_byte")),
-        "Host_Steal_ms": as_float(extra.get("steal_ms")),
-        "CPU_ns_per_byte": as_float(extra.get("cpu_ns_per_byte")),
-        "Sink_CPU_ns_per_byte": as_float(extra.get("sink_cpu_ns_per_byte")),
-        "Cycles_per_byte": as_float(extra.get("cycles_per_byte")),
-        "Instructions_per_byte": as_float(extra.get("instructions_per_byte")),
-        "IPC": as_float(extra.get("ipc")),
-        "ContextSwitches_per_MB": as_float(extra.get("context_switches_per_mb")),
+    place = _mapping(extra, "placement")
+    return {
         "Syscalls_per_message": syscalls_total(extra),
         "Sink_Syscalls_per_message": syscalls_total(extra, "sink_syscalls_per_message"),
         "ZeroCopy_Copied_pct": None if copied is None else 100.0 * copied,
@@ -213,6 +192,19 @@ def csv_row(extra: Extra) -> dict[str, str]:
         "SenderCPUs": place.get("sender_cpus"),
         "SinkCPUs": place.get("sink_cpus"),
         "CounterStatus": counter_status(extra),
+    }
+
+
+def csv_row(extra: Extra) -> dict[str, str]:
+    values: dict[str, Any] = {
+        "Implementation": extra["mode"],
+        "MessageSize": int(extra["size"]),
+        "NumThreads": int(extra["threads"]),
+        **{column: per_message(extra, event) for column, event in COUNTER_COLUMNS.items()},
+        **_number_columns(extra),
+        **_round_columns(extra),
+        **_control_columns(extra),
+        **_check_columns(extra),
     }
     return {column: _cell(values[column]) for column in COLUMNS}
 
