@@ -4,39 +4,11 @@ Standard library only, and it imports nothing from the rest of the package, so
 it can be shipped to another host as one file. The package imports the wire
 format from here (one definition of the protocol), never the other way round.
 
-Protocol, per TCP connection (all integers little-endian):
-
-1. the sender presents ``HELLO``: magic, the per-session token, its connection
-   id and the message size. Anything else (a wrong magic or token, a short
-   read, a timeout) and the connection is closed without reading further.
-2. the sink reports ``ACCEPT`` (connection id, the native id of the thread
-   that will receive on it, its ``recv_into`` buffer size) to its parent.
-3. per round the sender sends ``ROUND`` (round number, message count) and then
-   exactly count x size bytes of messages; the sink receives them with
-   ``recv_into`` into one fixed buffer, checks every byte of every message
-   against the expected content and stamp, and reports ``ACK`` to its parent
-   with the byte count, the verdict (first bad byte: sequence number, offset,
-   expected and received value) and what the receiving thread spent (CPU time,
-   context switches, recv calls) on that round.
-
-The sink never writes to a data connection. Its reports go to its parent over
-stdout, as fixed-size binary records. Data flows one way only, as in the
-reference workload: a receiver that answered on the data connection would
-push Linux into delayed-ACK ("pingpong") mode, and with Nagle on every round
-would then stall for a delayed-ACK timeout (~40 ms).
-
-A message is 8 fields of size/8 bytes. Field ``i`` starts with a 4-byte stamp
-(the message's sequence number on the connection, mod 2**32, in field 0; zero
-in the other fields), then ``conn_id`` (u16), ``i`` (u8), 0xA5, then bytes of
-a keyed BLAKE2b stream that differ per connection, size, field and position.
-So a misplaced field, a shifted or truncated write, a byte from another
-connection, or a buffer rewritten before the kernel sent it (a later stamp)
-all show up as a bad byte.
-
-Lifetime: the sink reads the token from stdin, prints one JSON line
-(``{"port": ..., "pid": ..., "recv_buffer": ..., "cpus": [...]}``) on stdout
-and then exits as soon as stdin reaches EOF, i.e. when its parent dies or
-closes the pipe. On Linux it also asks for SIGKILL on parent death.
+Per connection: HELLO (magic, session token, connection id, size), then per
+round ROUND (number, count) and count x size bytes, each byte checked; the
+sink reports ACCEPT, ACK (verdict, CPU, switches, recv calls) and END records
+to its parent over stdout and never writes to a data connection. It exits when
+stdin reaches EOF. The whole protocol: docs/wire-protocol.md.
 """
 
 from __future__ import annotations
@@ -234,88 +206,123 @@ class Connection(threading.Thread):
             self.sock.close()
 
     def serve(self) -> None:
+        hello = self.handshake()
+        if hello is None:
+            return
+        conn_id, size = hello
+        capacity = max(self.capacity, size)
+        set_socket_timeouts(self.sock, self.timeout)
+        self.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), capacity))
+        stream = _Stream(conn_id, size, capacity)
+        while True:
+            header = self.round_header(conn_id)
+            if header is None:
+                return
+            round_no, count = header
+            self.receive_round(stream, round_no, count)
+
+    def handshake(self) -> tuple[int, int] | None:
+        """The HELLO's (conn id, message size); None (logged) when it is refused."""
         sock = self.sock
         set_socket_timeouts(sock, min(self.timeout, 10.0))
         try:
             hello = recv_exact(sock, HELLO.size)
         except (OSError, ConnectionError) as exc:
             self.log(f"refused: no hello ({exc})")
-            return
+            return None
         magic, token, conn_id, size = HELLO.unpack(hello)
         if magic != HELLO_MAGIC or not hmac.compare_digest(token, self.token):
             self.log("refused: wrong magic or token")
-            return
+            return None
         try:
             check_size(size)
         except ValueError as exc:
             self.log(f"refused: {exc}")
-            return
-        capacity = max(self.capacity, size)
-        set_socket_timeouts(sock, self.timeout)
-        self.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), capacity))
-        verifier = Verifier(conn_id, size, capacity)
-        buf = bytearray(capacity)
-        view = memoryview(buf)
-        seq = 0
-        while True:
-            header = bytearray()
-            while len(header) < ROUND.size:
-                chunk = sock.recv(ROUND.size - len(header))
-                if not chunk:
-                    break
-                header += chunk
-            if not header:
-                self.report(END.pack(END_MAGIC, conn_id, END_CLEAN, 0))
-                return  # the sender is done with this connection
-            if len(header) < ROUND.size:
-                self.report(END.pack(END_MAGIC, conn_id, END_TORN_HEADER, len(header)))
-                return
-            magic, round_no, count = ROUND.unpack(header)
-            if magic != ROUND_MAGIC:
-                self.log(f"protocol error: {bytes(header)!r} where a round header belongs")
-                self.report(END.pack(END_MAGIC, conn_id, END_SURPLUS, len(header)))
-                return
-            cpu0 = time.thread_time_ns()
-            ru0 = resource.getrusage(resource.RUSAGE_THREAD)
-            need = count * size
-            got = filled = calls = 0
-            bad: tuple[int, int, int, int] | None = None  # seq, offset, expected, got
-            while got < need:
-                want = min(capacity - filled, need - got)
-                r = sock.recv_into(view[filled : filled + want], want)
-                if r == 0:
-                    self.report(END.pack(END_MAGIC, conn_id, END_MID_ROUND, got))
-                    raise ConnectionError(f"EOF in round {round_no} after {got} of {need} bytes")
-                calls += 1
-                got += r
-                filled += r
-                k = filled // size
-                if k:
-                    if bad is None:
-                        found = verifier.check(buf, k, seq)
-                        if found is not None:
-                            index, expected, received = found
-                            bad = (seq + index // size, index % size, expected, received)
-                    seq += k
-                    used = k * size
-                    rest = filled - used
-                    if rest:
-                        buf[:rest] = view[used:filled]
-                    filled = rest
-            # every byte is in: ACK it now, not after a delayed-ACK timeout, so
-            # the sender's last zero-copy completions (posted when the data is
-            # ACKed) do not wait ~40 ms at the end of the round
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-            ru1 = resource.getrusage(resource.RUSAGE_THREAD)
-            cpu = time.thread_time_ns() - cpu0
-            if bad is None:
-                verdict = (1, 0, 0, ACK_NO_BAD, 0)
-            else:
-                bad_seq, offset, expected, received = bad
-                verdict = (0, expected, received, bad_seq, offset)
-            switches = (ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw)
-            ack = ACK.pack(ACK_MAGIC, conn_id, round_no, need, *verdict, calls, cpu, *switches)
-            self.report(ack)
+            return None
+        return conn_id, size
+
+    def round_header(self, conn_id: int) -> tuple[int, int] | None:
+        """The next ROUND's (round number, messages); None (END reported) when the stream ends."""
+        sock = self.sock
+        header = bytearray()
+        while len(header) < ROUND.size:
+            chunk = sock.recv(ROUND.size - len(header))
+            if not chunk:
+                break
+            header += chunk
+        if not header:
+            self.report(END.pack(END_MAGIC, conn_id, END_CLEAN, 0))
+            return None  # the sender is done with this connection
+        if len(header) < ROUND.size:
+            self.report(END.pack(END_MAGIC, conn_id, END_TORN_HEADER, len(header)))
+            return None
+        magic, round_no, count = ROUND.unpack(header)
+        if magic != ROUND_MAGIC:
+            self.log(f"protocol error: {bytes(header)!r} where a round header belongs")
+            self.report(END.pack(END_MAGIC, conn_id, END_SURPLUS, len(header)))
+            return None
+        return round_no, count
+
+    def receive_round(self, stream: _Stream, round_no: int, count: int) -> None:
+        """Receive and check one round's messages, then report its ACK."""
+        sock, size, capacity, conn_id = self.sock, stream.size, stream.capacity, stream.conn_id
+        buf, view, verifier, seq = stream.buf, stream.view, stream.verifier, stream.seq
+        cpu0 = time.thread_time_ns()
+        ru0 = resource.getrusage(resource.RUSAGE_THREAD)
+        need = count * size
+        got = filled = calls = 0
+        bad: tuple[int, int, int, int] | None = None  # seq, offset, expected, got
+        while got < need:
+            want = min(capacity - filled, need - got)
+            r = sock.recv_into(view[filled : filled + want], want)
+            if r == 0:
+                self.report(END.pack(END_MAGIC, conn_id, END_MID_ROUND, got))
+                raise ConnectionError(f"EOF in round {round_no} after {got} of {need} bytes")
+            calls += 1
+            got += r
+            filled += r
+            k = filled // size
+            if k:
+                if bad is None:
+                    found = verifier.check(buf, k, seq)
+                    if found is not None:
+                        index, expected, received = found
+                        bad = (seq + index // size, index % size, expected, received)
+                seq += k
+                used = k * size
+                rest = filled - used
+                if rest:
+                    buf[:rest] = view[used:filled]
+                filled = rest
+        stream.seq = seq
+        # every byte is in: ACK it now, not after a delayed-ACK timeout, so
+        # the sender's last zero-copy completions (posted when the data is
+        # ACKed) do not wait ~40 ms at the end of the round
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        ru1 = resource.getrusage(resource.RUSAGE_THREAD)
+        cpu = time.thread_time_ns() - cpu0
+        if bad is None:
+            verdict = (1, 0, 0, ACK_NO_BAD, 0)
+        else:
+            bad_seq, offset, expected, received = bad
+            verdict = (0, expected, received, bad_seq, offset)
+        switches = (ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw)
+        ack = ACK.pack(ACK_MAGIC, conn_id, round_no, need, *verdict, calls, cpu, *switches)
+        self.report(ack)
+
+
+class _Stream:
+    """One connection's receive state across its rounds."""
+
+    def __init__(self, conn_id: int, size: int, capacity: int) -> None:
+        self.conn_id = conn_id
+        self.size = size
+        self.capacity = capacity
+        self.verifier = Verifier(conn_id, size, capacity)
+        self.buf = bytearray(capacity)
+        self.view = memoryview(self.buf)
+        #: the next message's sequence number
+        self.seq = 0
 
 
 def _die_with_parent() -> None:
