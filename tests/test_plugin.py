@@ -371,3 +371,31 @@ def test_grid_ids_name_the_parts_a_test_takes(
     mode: str | None, size: int | None, threads: int | None, expected: str
 ) -> None:
     assert grid_id(mode, size, threads) == expected
+
+
+def test_a_refused_congestion_control_names_its_option_in_the_failure() -> None:
+    """The transport raises the facts; the plugin phrases them with the option's name."""
+    from pytest_netcopy.plugin.hooks import explain_transfer_error
+    from pytest_netcopy.transport.errors import CongestionRefused, TransferError
+
+    refused = explain_transfer_error(CongestionRefused("nosuchcc", "No such file or directory"))
+    assert refused.startswith(
+        "--netcopy-congestion=nosuchcc: the kernel refused it (No such file or directory); see "
+    )
+    assert explain_transfer_error(TransferError("the sink died")) == "the sink died"
+
+
+def test_a_refused_congestion_control_fails_the_benchmark_naming_the_option(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        "def test_one(netcopy):\n    netcopy.run('two_copy', size=4096, threads=1)\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:xdist", "-p", "no:cacheprovider", "--netcopy-congestion=nosuchcc",
+        "--netcopy-round-time=0.01", "--netcopy-rounds=2", "--netcopy-counters=none",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*netcopy two_copy 4096 B x 1: --netcopy-congestion=nosuchcc: the kernel refused it*"]
+    )

@@ -33,6 +33,8 @@ class NetcopySession:
     sink: SinkProcess | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     hints: set[str] = field(default_factory=set)
+    #: how a failed transfer reads to the user: the plugin names its options here
+    explain: Callable[[TransferError], str] = str
 
     def get_sink(self) -> SinkProcess:
         if self.sink is None:
@@ -153,5 +155,6 @@ class Netcopy:
             self._benchmark.extra_info.update(run.integrity_failure(str(exc)).to_extra_info())
             return None, str(exc)
         except TransferError as exc:
-            return None, f"netcopy {run.mode.name} {run.size} B x {run.threads}: {exc}"
+            explained = self._session.explain(exc)
+            return None, f"netcopy {run.mode.name} {run.size} B x {run.threads}: {explained}"
         return None, None

@@ -15,10 +15,11 @@ from pytest_netcopy.plugin import hookspecs
 from pytest_netcopy.plugin.fixtures import netcopy, netcopy_mode, netcopy_sink
 from pytest_netcopy.plugin.gate import GatePlugin
 from pytest_netcopy.plugin.grid import parametrize
-from pytest_netcopy.plugin.options import add_options, resolve
+from pytest_netcopy.plugin.options import OPTIONS, add_options, resolve
 from pytest_netcopy.plugin.state import STATE_KEY, PluginState
 from pytest_netcopy.plugin.summary import netcopy_machine_info, write_summary
 from pytest_netcopy.send.builtin import builtin_registry
+from pytest_netcopy.transport.errors import CongestionRefused, TransferError
 from pytest_netcopy.transport.placement import plan_placement
 
 #: the fixtures are the plugin's through this module (pytest collects them here)
@@ -54,10 +55,18 @@ def pytest_configure(config: pytest.Config) -> None:
         settings=settings,
         registry=registry,
         placement=plan_placement(settings.pin == "auto"),
+        explain=explain_transfer_error,
     )
     state = PluginState(session=session, sources=sources)
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(GatePlugin(config, state), "netcopy-gate")
+
+
+def explain_transfer_error(exc: TransferError) -> str:
+    """A failed transfer in the user's terms: a refused setting names its option."""
+    if isinstance(exc, CongestionRefused):
+        return exc.describe(option=OPTIONS["congestion"].cli)
+    return str(exc)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
