@@ -10,12 +10,10 @@ read, a bad rule, an unknown table format, machines that differ under
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate_formats
-
+from pytest_netcopy.cli import error
 from pytest_netcopy.gate.compare import MachineMismatch, compare_runs
 from pytest_netcopy.gate.metrics import control_metrics, has_control
 from pytest_netcopy.gate.policy import (
@@ -25,6 +23,7 @@ from pytest_netcopy.gate.policy import (
     parse_speed_tolerance,
 )
 from pytest_netcopy.gate.rules import format_rules, parse_rules
+from pytest_netcopy.report.formats import check_table_format
 from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
 from pytest_netcopy.results.runs import load_run
 
@@ -100,47 +99,43 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _error(message: str) -> int:
-    print(f"netcopy compare: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``netcopy compare``; a RunFileError propagates to ``cli.main`` (exit 2)."""
     try:
         rules = DEFAULT_RULES if args.gate is None else tuple(parse_rules(args.gate))
     except ValueError as exc:
-        return _error(f"--gate: {exc}")
+        return error("compare", f"--gate: {exc}")
     if not rules:
-        return _error(
-            f"--gate {args.gate!r} has no rule; {format_rules(DEFAULT_RULES)!r} is the default"
+        return error(
+            "compare",
+            f"--gate {args.gate!r} has no rule; {format_rules(DEFAULT_RULES)!r} is the default",
         )
     try:
         tolerance = parse_speed_tolerance(args.speed_tolerance)
     except ValueError as exc:
-        return _error(f"--speed-tolerance {args.speed_tolerance!r}: {exc}")
-    if args.format not in tabulate_formats:
-        return _error(
-            f"--format {args.format!r} is not a table format; choose one of "
-            + ", ".join(sorted(tabulate_formats))
-        )
+        return error("compare", f"--speed-tolerance {args.speed_tolerance!r}: {exc}")
+    try:
+        check_table_format(args.format, option="--format")
+    except ValueError as exc:
+        return error("compare", str(exc))
     machine = local_machine_id()
     paths = []
     for label, value in (("BASE", args.base), ("NEW", args.new)):
         try:
             paths.append(resolve_baseline(value, args.storage, machine))
         except BaselineError as exc:
-            return _error(f"{label} {exc}")
+            return error("compare", f"{label} {exc}")
     base_path, new_path = paths
     baseline, current = load_run(base_path), load_run(new_path)
     needs = control_metrics(rules)
     for path, run_ in ((base_path, baseline), (new_path, current)):
         if needs and not has_control(run_):
             source = "the default rules" if args.gate is None else "the --gate rules"
-            return _error(
+            return error(
+                "compare",
                 f"{path} has no control figures (made with --netcopy-control=none or by an "
                 f"older pytest-netcopy), so {source} on {', '.join(needs)} cannot compare it; "
-                f"give rules on absolute figures, e.g. --gate '{ABSOLUTE_RULES_EXAMPLE}'"
+                f"give rules on absolute figures, e.g. --gate '{ABSOLUTE_RULES_EXAMPLE}'",
             )
     try:
         outcome = compare_runs(
@@ -152,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             speed_tolerance=tolerance,
         )
     except MachineMismatch as exc:
-        return _error(str(exc))
+        return error("compare", str(exc))
     print(f"baseline: {base_path}\ncurrent:  {new_path}")
     print(outcome.render(args.format))
     return 1 if outcome.failed else 0

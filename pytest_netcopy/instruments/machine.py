@@ -32,7 +32,7 @@ def cpu_model(procfs: Path = Path("/proc")) -> str | None:
     for line in lines:
         key, _, value = line.partition(":")
         if key.strip() in ("model name", "Model", "Hardware"):
-            return value.strip()
+            return value.strip() or None
     return None
 
 

@@ -1,6 +1,6 @@
 """The regression gate inside a pytest session (--netcopy-baseline, --netcopy-gate).
 
-The comparison itself is :func:`pytest_netcopy.gate.core.compare_runs`, the same
+The comparison itself is :func:`pytest_netcopy.gate.compare.compare_runs`, the same
 as ``netcopy compare``; this module only wires it into pytest:
 
 * options, checked at configure time (:mod:`pytest_netcopy.plugin.gatesettings`);

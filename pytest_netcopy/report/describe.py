@@ -6,6 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_netcopy.report.figures import Extra
+from pytest_netcopy.results.machine import (
+    CPU_COUNT,
+    CPU_MODEL,
+    KERNEL_RELEASE,
+    netcopy_facts,
+    recorded_fact,
+)
 from pytest_netcopy.results.runs import Run
 
 
@@ -14,14 +21,10 @@ def describe_machine(machine_info: Mapping[str, Any]) -> str:
 
     ``N CPUs (M usable)`` when the run's CPU affinity (``cpus_allowed``) was narrower.
     """
-    netcopy = machine_info.get("netcopy")
-    nc: Mapping[str, Any] = netcopy if isinstance(netcopy, Mapping) else {}
-    cpu_info = machine_info.get("cpu")
-    cpu: Mapping[str, Any] = cpu_info if isinstance(cpu_info, Mapping) else {}
-    model = nc.get("cpu_model") or cpu.get("brand_raw") or "unknown CPU"
-    count = nc.get("cpu_count") or cpu.get("count")
-    kernel = nc.get("kernel_release") or machine_info.get("release") or "unknown"
-    allowed = nc.get("cpus_allowed")
+    model = recorded_fact(machine_info, CPU_MODEL) or "unknown CPU"
+    count = recorded_fact(machine_info, CPU_COUNT)
+    kernel = recorded_fact(machine_info, KERNEL_RELEASE) or "unknown"
+    allowed = netcopy_facts(machine_info).get("cpus_allowed")
     parts = [str(model)]
     if count:
         usable = f" ({allowed} usable)" if allowed and allowed != count else ""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_netcopy.results.machine import netcopy_facts
 from pytest_netcopy.results.schema import REQUIRED_KEYS, SCHEMA_VERSION
 
 
@@ -77,8 +78,7 @@ class Run:
 
     @property
     def netcopy_machine(self) -> Mapping[str, Any]:
-        value = self.machine_info.get("netcopy")
-        return value if isinstance(value, Mapping) else {}
+        return netcopy_facts(self.machine_info)
 
     def by_key(self) -> dict[tuple[str, int, int], Result]:
         return {r.key: r for r in self.results}
