@@ -456,3 +456,33 @@ def test_crossovers_agree_with_the_numbers(rows: list[tuple[float, float, float]
     assert one.ahead == tuple(r[1] > r[0] for r in rows)
     assert zero.ahead == tuple(r[2] > max(r[0], r[1]) for r in rows)
     assert one.threads == zero.threads == 2
+
+
+# ---------------------------------------------------------------------------
+# failed benchmarks and the single-mode legend (issue 13)
+
+
+def test_a_failed_benchmark_reads_failed_not_not_run() -> None:
+    results = [result("two_copy", 256, 1, 2.0), result("one_copy", 256, 1, 1.0)]
+    failed = {("zero_copy", 256, 1), ("two_copy", 4096, 1)}
+    table = modes_table([*results, result("zero_copy", 1024, 1, 1.0)], fmt="plain", failed=failed)
+    rows = {r[0]: r for r in body_rows(table) if r[0].endswith(" B")}
+    assert rows["256 B"][-1] == "failed"  # zero_copy failed at 256 B
+    assert rows["1024 B"][3:5] == ["not run", "not run"]  # never tried there
+    # a row where every mode failed is still shown, with what failed
+    assert rows["4096 B"][3:] == ["failed", "not run", "not run"]
+    assert "not run" not in modes_table(results, fmt="plain", failed={("one_copy", 256, 1)})
+
+
+def test_the_fastest_mode_legend_only_where_modes_are_compared() -> None:
+    single = [result("two_copy", 256, 1, 2.0), result("two_copy", 4096, 2, 3.0)]
+    for lines in (
+        modes_table(single).splitlines(),
+        table_legend(single),
+        runs_table([("a", single), ("b", single)]).splitlines(),
+        table_legend(single, several_runs=True),
+    ):
+        assert not any("fastest mode" in line for line in lines)
+    several = [*single, result("one_copy", 256, 1, 1.0)]
+    assert any("fastest mode" in line for line in modes_table(several).splitlines())
+    assert any("fastest mode" in line for line in table_legend(several, several_runs=True))

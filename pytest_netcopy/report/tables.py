@@ -13,7 +13,7 @@ The cell lines are ``report.metrics``; the crossover sizes ``report.crossovers``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,25 +74,40 @@ def _render(
     )
 
 
-def _cell(metrics: Sequence[Metric], extra: Extra | None, mode: str, fastest: bool) -> list[str]:
-    """The lines of one cell: "not run" where the mode did not run, the fastest marked."""
+def _cell(
+    metrics: Sequence[Metric], extra: Extra | None, mode: str, fastest: bool, failed: bool = False
+) -> list[str]:
+    """The lines of one cell: "failed" or "not run" where the mode has no result, the
+    fastest marked."""
     lines = [cell_line(m, extra, mode) for m in metrics]
     if extra is None:
-        lines[0] = "not run"
+        lines[0] = "failed" if failed else "not run"
     elif fastest:
         lines[0] = f"{FASTEST_MARK} {lines[0]}"
     return lines
 
 
-def _legend(metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool) -> list[str]:
+def _compares_modes(indexed: Mapping[tuple[int, int], Mapping[str, Extra]]) -> bool:
+    """Whether some size and thread count has two modes (so a fastest can be marked)."""
+    return any(len(by_mode) > 1 for by_mode in indexed.values())
+
+
+def _legend(
+    metrics: Sequence[Metric], notes: Sequence[str], several_runs: bool, compared: bool = True
+) -> list[str]:
+    """The legend lines; the fastest mark's only when ``compared`` (two modes side by side)."""
+    lines: list[str] = []
     if several_runs:
-        lines = [
-            f"{FASTEST_MARK} fastest mode at that size and thread count within the run.",
+        if compared:
+            lines.append(
+                f"{FASTEST_MARK} fastest mode at that size and thread count within the run."
+            )
+        lines.append(
             "change: of the median-round figures against run 1 "
-            "(netcopy compare judges significance).",
-        ]
-    else:
-        lines = [
+            "(netcopy compare judges significance)."
+        )
+    elif compared:
+        lines += [
             f"{FASTEST_MARK} fastest mode of the row (highest Gbps vs control where every mode "
             "has it, else highest Gbps; all connections together)."
             if VS_CONTROL in metrics
@@ -142,7 +157,7 @@ def table_legend(
     """The legend lines :func:`modes_table` (or, with ``several_runs``, :func:`runs_table`)
     appends; for callers that render the table with ``legend=False`` and place it themselves."""
     metrics, notes = select_metrics(results, counters)
-    return _legend(metrics, notes, several_runs)
+    return _legend(metrics, notes, several_runs, _compares_modes(index_results(results)))
 
 
 def modes_table(
@@ -151,11 +166,14 @@ def modes_table(
     fmt: str = "simple_grid",
     counters: Counters = "auto",
     legend: bool = True,
+    failed: Collection[tuple[str, int, int]] = (),
 ) -> str:
     """One row per (size, threads), the modes side by side, each cell one line per metric.
 
     ``counters``: True shows every counter line (``n/a`` where not counted),
     False none, ``"auto"`` those with a value somewhere (a note names the rest).
+    ``failed``: the (mode, size, threads) that were tried and failed; their
+    cells read "failed" rather than "not run" (where no result of them came).
     In tabulate formats without multi-line cells (html, latex, tsv, ...)
     each metric gets its own row. The text ends with a short legend
     (:func:`table_legend`) unless ``legend`` is False.
@@ -165,14 +183,21 @@ def modes_table(
     metrics, notes = select_metrics(results, counters)
     labels = [m.label for m in metrics]
     indexed = index_results(results)
-    modes = order_modes(m for by_mode in indexed.values() for m in by_mode)
+    rows = dict(sorted({**{(s, t): {} for _, s, t in failed}, **indexed}.items()))
+    modes = order_modes(
+        [*(m for by_mode in indexed.values() for m in by_mode), *(f[0] for f in failed)]
+    )
     groups = []
-    for (size, threads), by_mode in indexed.items():
+    for (size, threads), by_mode in rows.items():
         fastest = fastest_mode(by_mode) if len(by_mode) > 1 else None
-        columns = [_cell(metrics, by_mode.get(mode), mode, mode == fastest) for mode in modes]
+        columns = [
+            _cell(metrics, by_mode.get(m), m, m == fastest, (m, size, threads) in failed)
+            for m in modes
+        ]
         groups.append(_Group([f"{size} B", str(threads)], labels, columns))
     table = _render(["size", "threads", "", *modes], ["right", "right"], groups, fmt)
-    return "\n".join([table, *_legend(metrics, notes, False)]) if legend else table
+    compared = _compares_modes(indexed)
+    return "\n".join([table, *_legend(metrics, notes, False, compared)]) if legend else table
 
 
 # ---------------------------------------------------------------------------
@@ -260,4 +285,5 @@ def runs_table(
     )
     groups = [_runs_group(key, indexed, all_metrics) for key in keys]
     table = _render(_runs_headers(len(runs)), ["right", "right", "left"], groups, fmt)
-    return "\n".join([table, *_legend(all_metrics, notes, True)]) if legend else table
+    compared = any(_compares_modes(idx) for idx in indexed)
+    return "\n".join([table, *_legend(all_metrics, notes, True, compared)]) if legend else table
