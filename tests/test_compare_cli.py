@@ -351,3 +351,79 @@ def test_resolve_baseline_errors_name_the_value_and_the_search(storage: Path) ->
 
 def test_local_machine_id_is_pytest_benchmarks() -> None:
     assert local_machine_id() == get_machine_id()  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------------
+# issue 13: the gate must not pass by accident
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ("throughput_gpbs:-10%",
+         "--gate: bad gate rule 'throughput_gpbs:-10%': unknown metric 'throughput_gpbs'; "
+         "expected one of: throughput_gbps, "),
+        ("throughput_gbps:-10%@two_cpy",
+         "--gate: bad gate rule 'throughput_gbps:-10%@two_cpy': unknown mode 'two_cpy'; "
+         "expected modes from: one_copy, two_copy, zero_copy (the modes in BASE and NEW)"),
+    ],
+)  # fmt: skip
+def test_unknown_metric_or_mode_is_bad_input(
+    netcopy: Main, capsys: pytest.CaptureFixture[str], rules: str, expected: str
+) -> None:
+    code = compare(netcopy, DATA / "baseline.json", DATA / "rerun.json", "--gate", rules)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"netcopy compare: error: {expected}")
+
+
+def test_nothing_judged_fails_unless_allowed(
+    netcopy: Main, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # other_machine.json counted no CPU time: every row is not comparable
+    files = (DATA / "baseline.json", DATA / "other_machine.json", "--gate", "cpu_ns_per_byte:+5%")
+    assert compare(netcopy, *files) == 3
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == (
+        "netcopy gate: nothing judged: all 2 rows of 2 benchmarks not comparable; "
+        "a gate that judged nothing fails (--allow-empty accepts it)"
+    )
+    assert compare(netcopy, *files, "--allow-empty") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == (
+        "netcopy gate: nothing judged: all 2 rows of 2 benchmarks not comparable "
+        "(allowed by --allow-empty)"
+    )
+
+
+def test_no_benchmark_in_common_fails(
+    netcopy: Main, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = (DATA / "rerun.json").read_text()
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(text.replace('"mode": "two_copy"', '"mode": "two_copy_b"')
+                       .replace('"mode": "one_copy"', '"mode": "one_copy_b"')
+                       .replace('"mode": "zero_copy"', '"mode": "zero_copy_b"'))  # fmt: skip
+    assert compare(netcopy, DATA / "baseline.json", renamed) == 3
+    out = capsys.readouterr().out
+    assert "netcopy gate: nothing judged: no benchmark is in both runs;" in out
+
+
+@pytest.mark.parametrize("side", ["BASE", "NEW"])
+def test_missing_absolute_path_is_one_line(
+    netcopy: Main, capsys: pytest.CaptureFixture[str], tmp_path: Path, side: str
+) -> None:
+    store = tmp_path / ".benchmarks"
+    (store / local_machine_id()).mkdir(parents=True)  # the storage exists
+    missing = tmp_path / "nope.json"
+    files = [missing, DATA / "rerun.json"] if side == "BASE" else [DATA / "rerun.json", missing]
+    assert compare(netcopy, *files, "--storage", store) == 2
+    err = capsys.readouterr().err
+    assert err == f"netcopy compare: error: {side} {str(missing)!r} is not an existing file\n"
+
+
+def test_resolve_baseline_absolute_missing_path(storage: Path) -> None:
+    with pytest.raises(BaselineError) as info:
+        resolve_baseline("/nonexistent.json", storage, MID)
+    assert str(info.value) == "'/nonexistent.json' is not an existing file"

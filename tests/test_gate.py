@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import (
     MachineMismatch,
     benchmark_id,
@@ -520,8 +521,9 @@ def test_an_absent_metric_is_never_a_pass(side: str, how: str, metric: str, chan
         assert "baseline:" in row.reason
     if side != "baseline":
         assert "current:" in row.reason
-    assert not outcome.failed
-    assert "1 not comparable" in outcome.summary()
+    assert not outcome.failed  # the caller fails an empty gate (issue 13)
+    assert outcome.empty
+    assert outcome.summary().endswith("all 1 row of 1 benchmark not comparable")
 
 
 @given(
@@ -629,7 +631,7 @@ def test_nothing_in_common_is_said_plainly() -> None:
     assert outcome.rows == []
     assert not outcome.failed
     assert outcome.render().splitlines()[-1] == (
-        "netcopy gate: nothing compared: no benchmark is in both runs"
+        "netcopy gate: nothing judged: no benchmark is in both runs"
     )
 
 
@@ -810,3 +812,98 @@ def test_speed_tolerance_parses(text: str, value: float | None) -> None:
 def test_speed_tolerance_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="expected a percentage with its '%' such as '10%'"):
         parse_speed_tolerance(text)
+
+
+# ---------------------------------------------------------------------------
+# the names a rule may use (issue 13): unknown metrics and modes are errors
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "throughput_gbps", "cpu_ns_per_byte", "user_cpu_ns_per_byte", "throughput_vs_control",
+        "syscalls_per_message", "syscalls_per_message.sendmsg", "syscalls_per_message.total",
+        "sink_syscalls_per_message.recvfrom", "counters.task-clock.value",
+        "counters.LLC-load-misses.running_fraction", "sink_counters.task-clock.value",
+        "zerocopy.copied", "integrity.verified_bytes", "control.throughput_gbps",
+        "user_time.lost", "steal_ms", "ns_per_message",
+    ],
+)  # fmt: skip
+def test_every_metric_a_result_can_record_is_accepted(metric: str) -> None:
+    check_rules(parse_rules(f"{metric}:+10%"))
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "throughput_gpbs", "cpu", "counters.task-clock", "counters.cycle.value",
+        "sink_counters.cycles.value", "throughput_gbps.total", "syscalls_per_message.send",
+        "syscalls_per_message.not_counted", "mode", "rounds.throughput_gbps",
+        "integrity.ok", "zerocopy", "placement.pinned",
+    ],
+)  # fmt: skip
+def test_an_unknown_metric_is_an_error_listing_the_valid_names(metric: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_rules(parse_rules(f"{metric}:-10%"))
+    message = str(info.value)
+    assert f"bad gate rule '{metric}:-10%': unknown metric {metric!r}" in message
+    assert "throughput_gbps, " in message and "syscalls_per_message" in message
+    assert "\n" not in message
+
+
+def test_an_unknown_mode_is_an_error_listing_the_known_modes() -> None:
+    known = ("two_copy", "one_copy", "zero_copy")
+    check_rules(parse_rules("throughput_gbps:-10%@two_copy/zero_copy"), known)
+    check_rules(parse_rules("throughput_gbps:-10%@two_cpy"))  # no modes given: not checked
+    with pytest.raises(ValueError) as info:
+        check_rules(parse_rules("throughput_gbps:-10%@-two_cpy"), known)
+    assert str(info.value) == (
+        "bad gate rule 'throughput_gbps:-10%@-two_cpy': unknown mode 'two_cpy'; "
+        "expected modes from: two_copy, one_copy, zero_copy"
+    )
+
+
+def test_the_defaults_name_known_metrics() -> None:
+    check_rules(DEFAULT_RULES, ("two_copy", "one_copy", "zero_copy"))
+
+
+def test_the_catalogue_knows_the_counter_events_and_syscalls_recorded() -> None:
+    from pytest_netcopy.bench.passes import SENDER_SYSCALLS, SINK_SYSCALLS
+    from pytest_netcopy.instruments.counters import EVENTS
+
+    for event in EVENTS:
+        check_rules(parse_rules(f"counters.{event}.value:+1"))
+    for name in SENDER_SYSCALLS:
+        check_rules(parse_rules(f"syscalls_per_message.{name}:+1"))
+    for name in SINK_SYSCALLS:
+        check_rules(parse_rules(f"sink_syscalls_per_message.{name}:+1"))
+
+
+# ---------------------------------------------------------------------------
+# a comparison that judged nothing says so (issue 13)
+
+
+def test_nothing_judged_when_no_benchmark_is_in_both_runs() -> None:
+    one = [1.0] * 5
+    outcome = compare_runs(
+        make_run(sampled(one, one, mode="a")), make_run(sampled(one, one, mode="b")), DEFAULT_RULES
+    )
+    assert outcome.judged == 0 and outcome.empty
+
+
+def test_nothing_judged_when_every_row_is_not_comparable() -> None:
+    one = [1.0] * 5
+    rules = parse_rules("user_cpu_ns_per_byte:+25%")  # recorded on neither side
+    outcome = compare_runs(make_run(sampled(one, one)), make_run(sampled(one, one)), rules)
+    assert outcome.compared == 1 and len(outcome.rows) == 1
+    assert outcome.empty and not outcome.failed
+    assert outcome.summary() == (
+        "netcopy gate: nothing judged: all 1 row of 1 benchmark not comparable"
+    )
+
+
+def test_something_judged_is_not_empty() -> None:
+    one = [1.0] * 5
+    rules = parse_rules("throughput_gbps:-10% user_cpu_ns_per_byte:+25%")
+    outcome = compare_runs(make_run(sampled(one, one)), make_run(sampled(one, one)), rules)
+    assert outcome.judged == 1 and not outcome.empty

@@ -3,8 +3,9 @@
 Same comparison, same table and same last line as ``--netcopy-gate``.
 Exit status: 0 no regression, 1 regression (or, with ``--two-sided``, an
 improvement beyond the threshold), 2 unusable input (a file that cannot be
-read, a bad rule, an unknown table format, machines that differ under
-``--strict-machine``).
+read, a bad rule, an unknown metric or mode, an unknown table format,
+machines that differ under ``--strict-machine``), 3 nothing judged (no
+benchmark in both runs, or every row not comparable; 0 with ``--allow-empty``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_netcopy.cli import error
+from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import MachineMismatch, compare_runs
 from pytest_netcopy.gate.metrics import control_metrics, has_control
+from pytest_netcopy.gate.outcome import GateOutcome
 from pytest_netcopy.gate.policy import (
     ABSOLUTE_RULES_EXAMPLE,
     DEFAULT_RULES,
@@ -38,7 +41,8 @@ def register(subparsers: Any) -> None:
         description="Compare NEW with BASE benchmark by benchmark (matched by mode, size and "
         "threads) and metric by metric. A change is a regression when it goes the rule's bad way "
         "by more than the rule's threshold AND a Mann-Whitney U test on the per-round samples "
-        "says it is significant. Exit status 0: no regression; 1: regression; 2: bad input.",
+        "says it is significant. Exit status 0: no regression; 1: regression; 2: bad input; "
+        "3: nothing judged.",
     )
     parser.add_argument(
         "base",
@@ -89,6 +93,12 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         "Default: off (the differences are printed above the table)",
     )
     parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 when nothing was judged (no benchmark in both runs, or every row 'not "
+        "comparable'), e.g. for a first run. Default: off (exit 3)",
+    )
+    parser.add_argument(
         "--speed-tolerance",
         metavar="PCT",
         default=f"{DEFAULT_SPEED_TOLERANCE:.0%}",
@@ -103,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``netcopy compare``; a RunFileError propagates to ``cli.main`` (exit 2)."""
     try:
         rules = DEFAULT_RULES if args.gate is None else tuple(parse_rules(args.gate))
+        check_rules(rules)
     except ValueError as exc:
         return error("compare", f"--gate: {exc}")
     if not rules:
@@ -127,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
             return error("compare", f"{label} {exc}")
     base_path, new_path = paths
     baseline, current = load_run(base_path), load_run(new_path)
+    if args.gate is not None:  # (the defaults' @-zero_copy need not be in the runs)
+        modes = sorted({r.key[0] for r in baseline.results + current.results})
+        try:
+            check_rules(rules, modes)
+        except ValueError as exc:
+            return error("compare", f"--gate: {exc} (the modes in BASE and NEW)")
     needs = control_metrics(rules)
     for path, run_ in ((base_path, baseline), (new_path, current)):
         if needs and not has_control(run_):
@@ -149,5 +166,17 @@ def run(args: argparse.Namespace) -> int:
     except MachineMismatch as exc:
         return error("compare", str(exc))
     print(f"baseline: {base_path}\ncurrent:  {new_path}")
-    print(outcome.render(args.format))
-    return 1 if outcome.failed else 0
+    return _show(outcome, args.format, args.allow_empty)
+
+
+def _show(outcome: GateOutcome, fmt: str, allow_empty: bool) -> int:
+    """Print the comparison; the exit status (0, 1, or 3 when nothing was judged)."""
+    text = outcome.render(fmt)
+    if not outcome.empty:
+        print(text)
+        return 1 if outcome.failed else 0
+    if allow_empty:
+        print(f"{text} (allowed by --allow-empty)")
+        return 0
+    print(f"{text}; a gate that judged nothing fails (--allow-empty accepts it)")
+    return 3

@@ -55,6 +55,17 @@ class GateOutcome:
         ]
 
     @property
+    def judged(self) -> int:
+        """Rows that got a verdict (everything but ``not comparable``)."""
+        return sum(1 for r in self.rows if r.verdict != NOT_COMPARABLE)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was judged: no benchmark in both runs, no rule applied, or every row
+        not comparable. Such a gate proves nothing; callers fail it unless told not to."""
+        return self.judged == 0
+
+    @property
     def failed(self) -> bool:
         return bool(self.failing)
 

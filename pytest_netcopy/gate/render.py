@@ -103,8 +103,8 @@ def summary(outcome: GateOutcome) -> str:
         if outcome.speed_changed:
             parts.append(f"{unjudged} not judged (measured at another machine speed)")
         return "netcopy gate: " + "; ".join(parts)
-    if outcome.compared == 0:
-        return "netcopy gate: nothing compared: no benchmark is in both runs"
+    if outcome.empty:
+        return "netcopy gate: nothing judged: " + _why_empty(outcome)
     text = f"netcopy gate: no regression in {_plural(outcome.compared, 'benchmark')}"
     extras = []
     if improvements:
@@ -114,6 +114,15 @@ def summary(outcome: GateOutcome) -> str:
     if outcome.speed_changed:
         extras.append(f"{unjudged} measured at another machine speed: rerun to judge them")
     return text + (f" ({'; '.join(extras)})" if extras else "")
+
+
+def _why_empty(outcome: GateOutcome) -> str:
+    benchmarks = _plural(outcome.compared, "benchmark")
+    if outcome.compared == 0:
+        return "no benchmark is in both runs"
+    if not outcome.rows:
+        return f"no rule applies to the {benchmarks} in both runs"
+    return f"all {_plural(len(outcome.rows), 'row')} of {benchmarks} not comparable"
 
 
 def table(outcome: GateOutcome, fmt: str = "simple") -> str:

@@ -90,6 +90,8 @@ def resolve_baseline(value: str, storage_dir: Path, machine_id: str | None = Non
                 )
         except OSError:
             pass
+        if candidate.is_absolute():  # never a saved-run query (and glob refuses it)
+            raise BaselineError(f"{value!r} is not an existing file")
     matches = find_baselines(value, storage_dir, machine_id)
     if matches:
         return matches[-1]
