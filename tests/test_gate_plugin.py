@@ -236,15 +236,116 @@ def test_baseline_without_gate_reports_only_and_says_machines_differ(
 
 
 def test_gate_with_no_netcopy_benchmark_says_so(pytester: pytest.Pytester) -> None:
+    # issue 13: a gate that judged nothing fails, unless --netcopy-gate-allow-empty
     pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--netcopy-baseline={DATA / 'baseline.json'}", "--netcopy-gate"
-    )
+    args = ("-p", "no:cacheprovider", f"--netcopy-baseline={DATA / 'baseline.json'}")
+    result = pytester.runpytest_subprocess(*args, "--netcopy-gate")
     result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert last_line(result) == (
+        "netcopy gate: no netcopy benchmark ran in this session, nothing judged; a gate "
+        "that judged nothing fails (--netcopy-gate-allow-empty accepts it)"
+    )
+    result = pytester.runpytest_subprocess(*args, "--netcopy-gate", "--netcopy-gate-allow-empty")
     assert result.ret == pytest.ExitCode.OK
     assert last_line(result) == (
-        "netcopy gate: no netcopy benchmark ran in this session, nothing compared"
+        "netcopy gate: no netcopy benchmark ran in this session, nothing judged "
+        "(allowed by --netcopy-gate-allow-empty)"
     )
+    # report only: the exit status is left alone
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_gate_whose_rows_are_all_not_comparable_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    # two_copy records no zerocopy figures: the one row is not comparable
+    args = (
+        *FAST, "--netcopy-sizes=4K", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+        f"--netcopy-baseline={DATA / 'baseline.json'}", "--netcopy-gate=zerocopy.copied:+0",
+    )  # fmt: skip
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert last_line(result) == (
+        "netcopy gate: nothing judged: all 1 row of 1 benchmark not comparable; a gate "
+        "that judged nothing fails (--netcopy-gate-allow-empty accepts it)"
+    )
+    monkeypatch.setenv("NETCOPY_GATE_ALLOW_EMPTY", "true")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert last_line(result).endswith(
+        "not comparable (allowed by environment variable NETCOPY_GATE_ALLOW_EMPTY)"
+    )
+
+
+@pytest.mark.parametrize("where", ["cli", "ini", "env"])
+def test_a_missing_absolute_baseline_is_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    (pytester.path / ".benchmarks" / "some-machine").mkdir(parents=True)
+    args = ["--collect-only", "-p", "no:cacheprovider"]
+    if where == "cli":
+        args.append("--netcopy-baseline=/nonexistent.json")
+        phrase = "--netcopy-baseline"
+    elif where == "ini":
+        pytester.makeini("[pytest]\nnetcopy_baseline = /nonexistent.json\n")
+        phrase = "ini option netcopy_baseline in *tox.ini"
+    else:
+        monkeypatch.setenv("NETCOPY_BASELINE", "/nonexistent.json")
+        phrase = "environment variable NETCOPY_BASELINE"
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {phrase}='/nonexistent.json' is not an existing file"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+ADDED_MODE = """
+from pytest_netcopy import FunctionMode
+
+def pytest_netcopy_add_modes(registry):
+    registry.add(FunctionMode("my_mode", lambda sock, fields: sock.sendall(b"".join(fields))))
+"""
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        ("throughput_gpbs:-25%",
+         "ERROR: @pytest.mark.netcopy(gate='throughput_gpbs:-25%') on test_marked.py::test_marked: "
+         "bad gate rule 'throughput_gpbs:-25%': unknown metric 'throughput_gpbs'; expected one "
+         "of: throughput_gbps, *"),
+        ("throughput_gbps:-25%@my_mod",
+         "ERROR: @pytest.mark.netcopy(gate='throughput_gbps:-25%@my_mod') on "
+         "test_marked.py::test_marked: bad gate rule 'throughput_gbps:-25%@my_mod': unknown mode "
+         "'my_mod'; expected modes from: two_copy, one_copy, zero_copy, my_mode"),
+        ("throughput_gbps:-25%@my_mode", None),
+    ],
+)  # fmt: skip
+def test_marker_rules_name_known_metrics_and_modes(
+    pytester: pytest.Pytester, gate: str, message: str | None
+) -> None:
+    pytester.makeconftest(ADDED_MODE)
+    pytester.makepyfile(
+        test_marked=f"""
+        import pytest
+
+        @pytest.mark.netcopy(gate={gate!r})
+        def test_marked(netcopy):
+            pass
+        """
+    )
+    args = ("--collect-only", "-p", "no:cacheprovider", "--netcopy-gate=steal_ms:+1@-my_mode")
+    result = pytester.runpytest_subprocess(*args, f"--netcopy-baseline={DATA / 'baseline.json'}")
+    if message is None:
+        assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+        return
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
@@ -281,6 +382,18 @@ def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
         (["--netcopy-baseline=BASE", "--netcopy-gate"], "netcopy_gate = cpu:+1% cpu:+2%", {},
          "ERROR: ini option netcopy_gate in *tox.ini='cpu:+1% cpu:+2%': bad gate rule 'cpu:+2%': "
          "a rule for a rise of cpu is given twice (cpu:+1%)"),
+        (["--netcopy-gate=throughput_gpbs:-10%", "--netcopy-baseline=BASE"], "", {},
+         "ERROR: --netcopy-gate='throughput_gpbs:-10%': bad gate rule 'throughput_gpbs:-10%': "
+         "unknown metric 'throughput_gpbs'; expected one of: throughput_gbps, *"),
+        (["--netcopy-baseline=BASE"], "netcopy_gate = throughput_gbps:-10%@two_cpy", {},
+         "ERROR: ini option netcopy_gate in *tox.ini='throughput_gbps:-10%@two_cpy': bad gate "
+         "rule 'throughput_gbps:-10%@two_cpy': unknown mode 'two_cpy'; expected modes from: "
+         "two_copy, one_copy, zero_copy"),
+        (["--netcopy-baseline=BASE"], "", {"NETCOPY_GATE": "counters.cycles:+5%"},
+         "ERROR: environment variable NETCOPY_GATE='counters.cycles:+5%': bad gate rule "
+         "'counters.cycles:+5%': unknown metric 'counters.cycles'; *"),
+        (["--netcopy-gate-allow-empty"], "", {},
+         "ERROR: --netcopy-gate-allow-empty needs a baseline to compare with*"),
         (["--netcopy-baseline=BASE", "--netcopy-gate-speed-tolerance=a lot"], "", {},
          "ERROR: --netcopy-gate-speed-tolerance='a lot': expected a percentage with its '%' "
          "such as '10%'*"),
@@ -404,6 +517,10 @@ def test_help_lists_the_gate_options_with_their_defaults(pytester: pytest.Pytest
         ("--netcopy-gate-two-sided", "Default: 'false'"),
         ("--netcopy-gate-strict-machine", "Default: 'false'"),
         ("--netcopy-gate-speed-tolerance=PCT|off", "Default: '5%'"),
+        (
+            "--netcopy-gate-allow-empty",
+            "Default: 'false' (ini: netcopy_gate_allow_empty, env: NETCOPY_GATE_ALLOW_EMPTY)",
+        ),
     ]:
         assert option in text, option
         assert default in text[text.index(option) :][:900], option

@@ -18,18 +18,20 @@ docs/gate.md describes the rules and the statistics.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import MachineMismatch, compare_runs
 from pytest_netcopy.gate.metrics import control_metrics, has_control
 from pytest_netcopy.gate.outcome import GateOutcome
 from pytest_netcopy.gate.policy import ABSOLUTE_RULES_EXAMPLE
 from pytest_netcopy.gate.rules import Rule, format_rules, parse_rules
 from pytest_netcopy.plugin.gatesettings import (
+    ALLOW_EMPTY,
     BASELINE,
     GATE,
     STRICT_MACHINE,
@@ -83,8 +85,9 @@ def check_control(settings: GateSettings, control: str, control_source: str) -> 
         )
 
 
-def marker_rules(item: pytest.Item) -> tuple[Rule, ...] | None:
-    """The rules of ``@pytest.mark.netcopy(gate=...)`` on an item; UsageError when bad."""
+def marker_rules(item: pytest.Item, modes: Sequence[str] | None = None) -> tuple[Rule, ...] | None:
+    """The rules of ``@pytest.mark.netcopy(gate=...)`` on an item; UsageError when bad
+    (an unknown metric, or a mode not in ``modes``, too)."""
     marker = item.get_closest_marker("netcopy")
     if marker is None or marker.kwargs.get("gate") is None:
         return None
@@ -96,6 +99,7 @@ def marker_rules(item: pytest.Item) -> tuple[Rule, ...] | None:
         )
     try:
         rules = parse_rules(raw)
+        check_rules(rules, modes)
     except ValueError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
     if not rules:
@@ -113,7 +117,8 @@ class GatePlugin:
         self.state = state
         # xdist workers: the controller checked the options and does the comparing
         worker = hasattr(config, "workerinput")
-        self.settings = GateSettings() if worker else resolve_gate(config)
+        self.modes = state.session.registry.names()
+        self.settings = GateSettings() if worker else resolve_gate(config, self.modes)
         check_control(self.settings, state.session.settings.control, state.describe("control"))
         #: nodeid -> the rules of the test's marker
         self._item_rules: dict[str, tuple[Rule, ...]] = {}
@@ -137,7 +142,7 @@ class GatePlugin:
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
-            rules = marker_rules(item)
+            rules = marker_rules(item, self.modes)
             if rules is not None:
                 self._item_rules[item.nodeid] = rules
 
@@ -198,18 +203,32 @@ class GatePlugin:
         return outcome
 
     @property
+    def empty(self) -> bool:
+        """Nothing was judged: no netcopy benchmark ran, or the comparison judged no row."""
+        return self.error is None and (self.outcome is None or self.outcome.empty)
+
+    @property
     def failed(self) -> bool:
         if not self.settings.enabled:
             return False
+        if self.empty:
+            return not self.settings.allow_empty
         return self.error is not None or (self.outcome is not None and self.outcome.failed)
 
     def last_line(self) -> str:
         if self.error is not None:
             return self.error
         if self.outcome is None:
-            return "netcopy gate: no netcopy benchmark ran in this session, nothing compared"
-        line = self.outcome.summary()
-        return line if self.settings.enabled else f"{line} (report only)"
+            line = "netcopy gate: no netcopy benchmark ran in this session, nothing judged"
+        else:
+            line = self.outcome.summary()
+        if not self.settings.enabled:
+            return line if self.outcome is None else f"{line} (report only)"
+        if not self.empty:
+            return line
+        if self.settings.allow_empty:
+            return f"{line} (allowed by {self.settings.allow_empty_source})"
+        return f"{line}; a gate that judged nothing fails ({ALLOW_EMPTY.cli} accepts it)"
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, None]:

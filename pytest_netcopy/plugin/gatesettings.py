@@ -9,12 +9,14 @@ and the problem. The options themselves are rows of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import machine_differences
 from pytest_netcopy.gate.policy import DEFAULT_RULES, DEFAULT_SPEED_TOLERANCE
 from pytest_netcopy.gate.rules import Rule
@@ -28,6 +30,7 @@ GATE = OPTIONS["gate"]
 TWO_SIDED = OPTIONS["gate_two_sided"]
 STRICT_MACHINE = OPTIONS["gate_strict_machine"]
 SPEED_TOLERANCE = OPTIONS["gate_speed_tolerance"]
+ALLOW_EMPTY = OPTIONS["gate_allow_empty"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class GateSettings:
     two_sided: bool = False
     strict_machine: bool = False
     speed_tolerance: float | None = DEFAULT_SPEED_TOLERANCE
+    #: pass a gate that judged nothing (else it fails), and the phrase naming the source
+    allow_empty: bool = False
+    allow_empty_source: str = ALLOW_EMPTY.cli
     #: this machine's facts (machine_info["netcopy"] keys), for the current run
     machine: dict[str, Any] = field(default_factory=dict)
 
@@ -73,12 +79,19 @@ def _path_hint(source: Source) -> str:
     )
 
 
-def resolve_switch(config: pytest.Config) -> GateSwitch:
-    """On/off from the first source that gives a value; rules from the first that gives rules."""
+def resolve_switch(config: pytest.Config, modes: Sequence[str] | None = None) -> GateSwitch:
+    """On/off from the first source that gives a value; rules from the first that gives rules.
+
+    Rules naming an unknown metric, or a mode not in ``modes``, are a UsageError.
+    """
     switch: Source | None = None
     enabled = False
     for source in given(config, GATE):
         on, rules = parse_value(GATE, source, _path_hint)
+        try:
+            check_rules(rules or (), modes)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{source.phrase}={source.raw!r}: {exc}") from None
         if switch is None:
             switch, enabled = source, on
         if rules is not None:
@@ -144,15 +157,20 @@ def _check_machine(baseline: Run, path: Path, facts: dict[str, Any], source: Sou
         )
 
 
-def resolve_gate(config: pytest.Config) -> GateSettings:
-    """Resolve and check the gate's options; load the baseline. Raises pytest.UsageError."""
-    switch = resolve_switch(config)
+def resolve_gate(config: pytest.Config, modes: Sequence[str] | None = None) -> GateSettings:
+    """Resolve and check the gate's options; load the baseline. Raises pytest.UsageError.
+
+    ``modes``: the session's mode registry, which a rule's ``@MODE`` must name.
+    """
+    switch = resolve_switch(config, modes)
     two_sided, two_sided_source = resolve_spec(config, TWO_SIDED)
     strict, strict_source = resolve_spec(config, STRICT_MACHINE)
+    allow_empty, allow_empty_source = resolve_spec(config, ALLOW_EMPTY)
     tolerance, _ = resolve_spec(config, SPEED_TOLERANCE)
     value, baseline_source = resolve_spec(config, BASELINE)
     if not value:
-        _refuse_without_baseline(switch, [(two_sided, two_sided_source), (strict, strict_source)])
+        flags = [(two_sided, two_sided_source), (strict, strict_source)]
+        _refuse_without_baseline(switch, [*flags, (allow_empty, allow_empty_source)])
         return GateSettings()
     path, baseline = load_baseline(config, str(value), baseline_source)
     facts = machine_facts()
@@ -167,5 +185,7 @@ def resolve_gate(config: pytest.Config) -> GateSettings:
         two_sided=bool(two_sided),
         strict_machine=bool(strict),
         speed_tolerance=tolerance,
+        allow_empty=bool(allow_empty),
+        allow_empty_source=allow_empty_source.phrase,
         machine=facts,
     )

@@ -159,6 +159,10 @@ GATE_SPECS: tuple[Spec, ...] = (
          "baseline was measured with the machine at another speed: its speed-dependent rows "
          "are 'not comparable' instead of judged (user CPU and syscall counts are judged "
          "anyway); off: judge at any speed"),
+    Spec("gate_allow_empty", parse_bool, "false", "BOOL",
+         "with --netcopy-gate, pass when the comparison judged nothing (no benchmark in both "
+         "runs, or every row 'not comparable'), e.g. for a first run; without it such a gate "
+         "fails the session", flag=True),
 )  # fmt: skip
 
 #: every option, in the order of ``pytest --help``
