@@ -1,20 +1,16 @@
 """The receiver: ``python -m pytest_netcopy.sink``.
 
-Standard library only, and it imports nothing from the rest of the package, so
-it can be shipped to another host as one file. The package imports the wire
-format from here (one definition of the protocol), never the other way round.
-
-Per connection: HELLO (magic, session token, connection id, size), then per
-round ROUND (number, count) and count x size bytes, each byte checked; the
-sink reports ACCEPT, ACK (verdict, CPU, switches, recv calls) and END records
-to its parent over stdout and never writes to a data connection. It exits when
-stdin reaches EOF. The whole protocol: docs/wire-protocol.md.
+Standard library only, importing nothing from the package (one file to ship);
+the package imports the wire format from here. The protocol, the records to
+the parent and the defences against strangers: docs/wire-protocol.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
+import errno
 import hashlib
 import hmac
 import json
@@ -26,7 +22,6 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 FIELDS = 8
 MIN_SIZE = 64
@@ -38,22 +33,16 @@ HELLO = struct.Struct("<4s16sII")  # magic, token, conn_id, size
 HELLO_MAGIC = b"NCH1"
 ROUND = struct.Struct("<4sIQ")  # magic, round number, messages
 ROUND_MAGIC = b"NCR1"
-# Records to the parent, all RECORD_SIZE bytes (zero padded).
-# ACK: magic, conn id, round, verified bytes, ok, expected byte, got byte, bad seq,
-# bad offset, recv calls, thread cpu ns, voluntary and involuntary context switches
+# Records to the parent, RECORD_SIZE bytes each (zero padded); fields: docs/wire-protocol.md
 ACK = struct.Struct("<4sIIQBBBxQIQQQQ")
 ACK_MAGIC = b"NCK1"
 ACCEPT = struct.Struct("<4sIII")  # magic, conn id, receiver thread id, recv buffer size
 ACCEPT_MAGIC = b"NCA1"
 END = struct.Struct("<4sIIQ")  # magic, conn id, status, bytes received after the last round
 END_MAGIC = b"NCE1"
-END_CLEAN, END_SURPLUS, END_TORN_HEADER, END_MID_ROUND = 0, 1, 2, 3
-END_TEXT = {
-    END_CLEAN: "the stream ended cleanly after the last round",
-    END_SURPLUS: "bytes arrived after the last message of a round (more than was sent as rounds)",
-    END_TORN_HEADER: "the stream ended inside a round header",
-    END_MID_ROUND: "the stream ended in the middle of a round's messages",
-}
+STATUS = struct.Struct("<4sIQ")  # magic, ping number N (stdin "ping N"), strangers refused
+STATUS_MAGIC = b"NCS1"
+END_CLEAN, END_SURPLUS, END_TORN_HEADER, END_MID_ROUND = 0, 1, 2, 3  # texts: records.py
 RECORD_SIZE = ACK.size
 ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
 
@@ -89,59 +78,43 @@ def message_template(conn_id: int, size: int) -> bytes:
 
 
 def set_socket_timeouts(sock: socket.socket, seconds: float) -> None:
-    """Kernel-side send/receive timeouts on a blocking socket.
-
-    Python's own socket timeouts put the socket in non-blocking mode and add a
-    poll() before every call, which would change what is measured; SO_SNDTIMEO
-    and SO_RCVTIMEO bound every blocking call without an extra syscall.
-    A call that times out raises BlockingIOError (EAGAIN).
-    """
-    sec = int(seconds)
-    usec = int((seconds - sec) * 1_000_000)
-    tv = struct.pack("@ll", sec, usec)
+    """SO_SNDTIMEO/SO_RCVTIMEO, no poll() per call as Python's add; a timeout: BlockingIOError."""
+    tv = struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Receive exactly n bytes or raise ConnectionError (EOF) / BlockingIOError (timeout)."""
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        r = sock.recv_into(view[got:], n - got)
-        if r == 0:
-            raise ConnectionError(f"connection closed after {got} of {n} bytes")
-        got += r
+def recv_before(sock: socket.socket, n: int, deadline: float) -> bytes:
+    """Exactly n bytes by ``deadline`` (time.monotonic); EOF: ConnectionError."""
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{len(buf)} of {n} bytes by the deadline")
+        set_socket_timeouts(sock, max(left, 0.001))  # 0 would mean no timeout
+        chunk = sock.recv(n - len(buf))  # BlockingIOError: the deadline passed
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+        buf += chunk
     return bytes(buf)
 
 
 class Verifier:
-    """Checks whole messages in a receive buffer against the expected content.
-
-    The expected bytes for a chunk of k messages are the template repeated k
-    times (built once) with the 4 stamp bytes of each message written as 4
-    strided slice assignments; the comparison is one memcmp.
-    """
+    """Checks whole messages: the template repeated, stamps as 4 strided slices, one memcmp."""
 
     def __init__(self, conn_id: int, size: int, capacity: int) -> None:
         self.size = size
         self.kmax = capacity // size
-        template = message_template(conn_id, size)
-        self.expected = bytearray(template * self.kmax)
+        self.expected = bytearray(message_template(conn_id, size) * self.kmax)
         self.view = memoryview(self.expected)
-        n = self.kmax + 256
-        self._cyc0 = bytes(range(256)) * (n // 256 + 1)
+        self._cyc0 = bytes(range(256)) * (self.kmax // 256 + 2)
         cyc1 = b"".join(bytes([v]) * 256 for v in range(256))
         self._cyc1 = cyc1 * (self.kmax // 65536 + 2)  # any start, any k <= kmax
 
     def _column(self, byte: int, seq: int, k: int) -> bytes:
-        if byte == 0:
-            start = seq & 0xFF
-            return self._cyc0[start : start + k]
-        if byte == 1:
-            start = seq & 0xFFFF
-            return self._cyc1[start : start + k]
+        if byte < 2:
+            start = seq & (0xFF if byte == 0 else 0xFFFF)
+            return (self._cyc1 if byte else self._cyc0)[start : start + k]
         shift = 8 * byte
         out = bytearray()
         i = 0
@@ -153,46 +126,93 @@ class Verifier:
         return bytes(out)
 
     def check(self, buf: bytearray, k: int, seq: int) -> tuple[int, int, int] | None:
-        """Verify messages seq..seq+k-1 at the start of ``buf``.
-
-        Returns None when intact, else (index of the first bad byte in buf,
-        expected value, received value).
-        """
+        """Messages seq..seq+k-1 at the start of ``buf``: None, or (index, expected, got)."""
         end = k * self.size
         exp = self.expected
         for b in range(STAMP_LEN):
             exp[b : end : self.size] = self._column(b, seq, k)
         if buf.startswith(self.view[:end]):
             return None
-        step = 4096
-        pos = 0
-        while pos < end:
-            stop = min(pos + step, end)
+        for pos in range(0, end, 4096):
+            stop = min(pos + 4096, end)
             if buf[pos:stop] != exp[pos:stop]:
-                for j in range(pos, stop):
-                    if buf[j] != exp[j]:
-                        return j, exp[j], buf[j]
-            pos = stop
+                j = next(j for j in range(pos, stop) if buf[j] != exp[j])
+                return j, exp[j], buf[j]
         return None  # pragma: no cover - startswith and the scan disagree
 
 
+class Door:
+    """The listener; the connections before their HELLO capped (oldest cut), strangers counted."""
+
+    def __init__(self, listener: socket.socket, args: argparse.Namespace, token: bytes) -> None:
+        self.listener, self.args, self.token = listener, args, token
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.cap = args.max_pending or (min(64, max(1, files // 4)) if files > 0 else 64)
+        self.lock, self._out = threading.Lock(), threading.Lock()
+        self.pending: dict[int, socket.socket] = {}  # in arrival order
+        self.refused = 0  # strangers: refused or cut before a HELLO with the session token
+        self.reserve = os.open(os.devnull, os.O_RDONLY)  # for one accept-and-close
+
+    def report(self, record: bytes) -> None:
+        with self._out:
+            os.write(sys.stdout.fileno(), record.ljust(RECORD_SIZE, b"\0"))
+
+    def admit(self, key: int, sock: socket.socket) -> None:
+        with self.lock:
+            self.pending[key] = sock
+            while len(self.pending) > self.cap:
+                self._cut_oldest()
+
+    def _cut_oldest(self) -> None:  # with the lock held
+        sock = self.pending.pop(next(iter(self.pending)))
+        self.refused += 1
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # its thread's recv returns and closes it
+
+    def settle(self, key: int, *, stranger: bool) -> None:
+        """Past its HELLO (or gone); a stranger still waiting is counted."""
+        with self.lock:
+            if self.pending.pop(key, None) is not None and stranger:
+                self.refused += 1
+
+    def accept_forever(self) -> None:
+        while True:
+            try:
+                sock, peer = self.listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._out_of_files()
+                elif exc.errno not in (errno.ECONNABORTED, errno.EINTR, errno.ENOBUFS):
+                    raise
+                continue
+            Connection(sock, peer, self).start()
+
+    def _out_of_files(self) -> None:
+        """Cut the oldest stranger, or else refuse the next caller (accepted on the reserve fd)."""
+        print("netcopy-sink: out of file descriptors", file=sys.stderr, flush=True)
+        with self.lock:
+            cut = bool(self.pending)
+            if cut:
+                self._cut_oldest()
+        if not cut and self.reserve >= 0:
+            os.close(self.reserve)
+            self.reserve = -1
+            with contextlib.suppress(OSError):
+                self.listener.accept()[0].close()
+                with self.lock:
+                    self.refused += 1
+            with contextlib.suppress(OSError):
+                self.reserve = os.open(os.devnull, os.O_RDONLY)
+        time.sleep(0.005)  # a cut connection's thread closes it; else a brief back-off
+
+
 class Connection(threading.Thread):
-    def __init__(
-        self,
-        sock: socket.socket,
-        peer: object,
-        token: bytes,
-        capacity: int,
-        timeout: float,
-        report: Callable[[bytes], None],
-    ) -> None:
+    def __init__(self, sock: socket.socket, peer: object, door: Door) -> None:
         super().__init__(daemon=True, name=f"netcopy-sink-{peer}")
-        self.report = report
-        self.sock = sock
-        self.peer = peer
-        self.token = token
-        self.capacity = capacity
-        self.timeout = timeout
+        self.sock, self.peer, self.door, self.report = sock, peer, door, door.report
+        self.token, self.capacity = door.token, door.args.recv_buffer
+        self.timeout, self.hello_timeout = door.args.timeout, door.args.hello_timeout
+        door.admit(id(self), sock)
 
     def log(self, text: str) -> None:
         print(f"netcopy-sink: {self.peer}: {text}", file=sys.stderr, flush=True)
@@ -203,6 +223,7 @@ class Connection(threading.Thread):
         except Exception as exc:  # one connection's failure never stops the sink
             self.log(f"closed: {type(exc).__name__}: {exc}")
         finally:
+            self.door.settle(id(self), stranger=True)  # no-op once past the HELLO
             self.sock.close()
 
     def serve(self) -> None:
@@ -222,11 +243,10 @@ class Connection(threading.Thread):
             self.receive_round(stream, round_no, count)
 
     def handshake(self) -> tuple[int, int] | None:
-        """The HELLO's (conn id, message size); None (logged) when it is refused."""
-        sock = self.sock
-        set_socket_timeouts(sock, min(self.timeout, 10.0))
+        """The HELLO's (conn id, size), by one deadline; None (logged) when refused."""
+        deadline = time.monotonic() + self.hello_timeout
         try:
-            hello = recv_exact(sock, HELLO.size)
+            hello = recv_before(self.sock, HELLO.size, deadline)
         except (OSError, ConnectionError) as exc:
             self.log(f"refused: no hello ({exc})")
             return None
@@ -234,6 +254,7 @@ class Connection(threading.Thread):
         if magic != HELLO_MAGIC or not hmac.compare_digest(token, self.token):
             self.log("refused: wrong magic or token")
             return None
+        self.door.settle(id(self), stranger=False)
         try:
             check_size(size)
         except ValueError as exc:
@@ -271,7 +292,7 @@ class Connection(threading.Thread):
         ru0 = resource.getrusage(resource.RUSAGE_THREAD)
         need = count * size
         got = filled = calls = 0
-        bad: tuple[int, int, int, int] | None = None  # seq, offset, expected, got
+        bad: tuple[int, int, int, int, int] | None = None  # the ACK's verdict fields
         while got < need:
             want = min(capacity - filled, need - got)
             r = sock.recv_into(view[filled : filled + want], want)
@@ -287,7 +308,7 @@ class Connection(threading.Thread):
                     found = verifier.check(buf, k, seq)
                     if found is not None:
                         index, expected, received = found
-                        bad = (seq + index // size, index % size, expected, received)
+                        bad = (0, expected, received, seq + index // size, index % size)
                 seq += k
                 used = k * size
                 rest = filled - used
@@ -295,34 +316,24 @@ class Connection(threading.Thread):
                     buf[:rest] = view[used:filled]
                 filled = rest
         stream.seq = seq
-        # every byte is in: ACK it now, not after a delayed-ACK timeout, so
-        # the sender's last zero-copy completions (posted when the data is
-        # ACKed) do not wait ~40 ms at the end of the round
+        # all in: ACK now, or the last zero-copy completions wait a delayed ACK (~40 ms)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         ru1 = resource.getrusage(resource.RUSAGE_THREAD)
         cpu = time.thread_time_ns() - cpu0
-        if bad is None:
-            verdict = (1, 0, 0, ACK_NO_BAD, 0)
-        else:
-            bad_seq, offset, expected, received = bad
-            verdict = (0, expected, received, bad_seq, offset)
+        verdict = bad or (1, 0, 0, ACK_NO_BAD, 0)
         switches = (ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw)
         ack = ACK.pack(ACK_MAGIC, conn_id, round_no, need, *verdict, calls, cpu, *switches)
         self.report(ack)
 
 
 class _Stream:
-    """One connection's receive state across its rounds."""
+    """One connection's receive state across its rounds (seq: the next message's number)."""
 
     def __init__(self, conn_id: int, size: int, capacity: int) -> None:
-        self.conn_id = conn_id
-        self.size = size
-        self.capacity = capacity
+        self.conn_id, self.size, self.capacity, self.seq = conn_id, size, capacity, 0
         self.verifier = Verifier(conn_id, size, capacity)
         self.buf = bytearray(capacity)
         self.view = memoryview(self.buf)
-        #: the next message's sequence number
-        self.seq = 0
 
 
 def _die_with_parent() -> None:
@@ -333,20 +344,34 @@ def _die_with_parent() -> None:
         pass  # stdin EOF below still ends the sink
 
 
-def _watch_stdin() -> None:
-    while sys.stdin.buffer.read(4096):
-        pass
+def _watch_stdin(door: Door) -> None:
+    """Answer each "ping N" line with a STATUS record; exit at EOF (the parent is done)."""
+    for line in sys.stdin.buffer:
+        words = line.split()
+        if len(words) == 2 and words[0] == b"ping" and words[1].isdigit():
+            door.report(STATUS.pack(STATUS_MAGIC, int(words[1]) & 0xFFFFFFFF, door.refused))
     os._exit(0)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pytest_netcopy.sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="0 picks an ephemeral port")
     parser.add_argument("--recv-buffer", type=int, default=DEFAULT_RECV_BUFFER, metavar="BYTES")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
     parser.add_argument("--cpus", default="", help="comma list of CPUs to pin to")
+    # a connection's whole HELLO, by one deadline; default: the timeout, at most 10 s
+    parser.add_argument("--hello-timeout", type=float, default=None, metavar="SECONDS")
+    # connections without a HELLO yet, the oldest cut first; default 64, at most 1/4 of the fds
+    parser.add_argument("--max-pending", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
+    if args.hello_timeout is None:
+        args.hello_timeout = min(args.timeout, 10.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     _die_with_parent()
     line = sys.stdin.buffer.readline().strip()
     try:
@@ -359,28 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.host, args.port))
-    listener.listen(64)
-    threading.Thread(target=_watch_stdin, daemon=True, name="netcopy-sink-stdin").start()
-    ready = {
-        "port": listener.getsockname()[1],
-        "pid": os.getpid(),
-        "recv_buffer": args.recv_buffer,
-        "cpus": sorted(os.sched_getaffinity(0)),
-    }
-    print(json.dumps(ready), flush=True)
-    lock = threading.Lock()
-
-    def report(record: bytes) -> None:
-        record = record.ljust(RECORD_SIZE, b"\0")
-        with lock:
-            os.write(sys.stdout.fileno(), record)
-
-    while True:
-        sock, peer = listener.accept()
-        Connection(sock, peer, token, args.recv_buffer, args.timeout, report).start()
+    listener = socket.create_server((args.host, args.port), family=family, backlog=128)
+    door = Door(listener, args, token)
+    threading.Thread(target=_watch_stdin, args=(door,), daemon=True).start()
+    ready = {"port": listener.getsockname()[1], "pid": os.getpid(), "recv_buffer": args.recv_buffer}
+    print(json.dumps({**ready, "cpus": sorted(os.sched_getaffinity(0))}), flush=True)
+    door.accept_forever()
+    return 0  # pragma: no cover - the loop ends only with the process
 
 
 if __name__ == "__main__":

@@ -46,6 +46,13 @@ class NetcopySession:
         self.sink.ensure_running()
         return self.sink
 
+    def refused_strangers(self) -> int:
+        """Connections the session's sinks refused without the token (asks a running sink)."""
+        if self.sink is None:
+            return 0
+        self.sink.ping(min(self.settings.timeout, 5.0))
+        return self.sink.refused
+
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
@@ -156,5 +163,8 @@ class Netcopy:
             return None, str(exc)
         except TransferError as exc:
             explained = self._session.explain(exc)
+            stuck = run.sink.replace_if_stuck(min(run.settings.timeout, 5.0))
+            if stuck is not None:
+                explained = f"{stuck}\n{explained}"
             return None, f"netcopy {run.mode.name} {run.size} B x {run.threads}: {explained}"
         return None, None

@@ -137,6 +137,20 @@ class SinkProcess(Peer):
                 self.proc.wait(timeout=1.0)
             raise TransferError(self.describe_death()) from None
 
+    def send_line(self, line: bytes) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            raise OSError("the sink is not running")
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()  # SIGKILL ends a stopped process too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+        self.close()
+
     def close(self) -> None:
         proc, self.proc = self.proc, None
         self._records = None

@@ -4,11 +4,13 @@ A peer owns one running sink (:mod:`pytest_netcopy.sink`) and the pipe its
 reports come back on. The pool only asks it for the address to connect to,
 the session token (via :meth:`Peer.connect`), the sink's records (acks per
 round and connection, stream ends) and, when something fails, what became of
-the sink. Today's one implementation is the local child process
+the sink; a ping on the control line (the sink's stdin) tells a stuck sink
+from a slow round and fetches the count of strangers it refused. Today's one
+implementation is the local child process
 (:class:`pytest_netcopy.transport.local.SinkProcess`). Another way to run the
 sink, e.g. ``COMMAND python3 -c BOOTSTRAP`` through any command that gives a
 pipe (``ssh -T host``, ``ip netns exec NS``), implements :meth:`start`,
-:meth:`read_raw_record` and the lifecycle methods over that command's
+:meth:`read_raw_record`, :meth:`send_line` and the lifecycle methods over that command's
 stdin/stdout, reusing :mod:`.records`, and the pool does not change.
 """
 
@@ -20,7 +22,7 @@ from abc import ABC, abstractmethod
 
 from pytest_netcopy import sink as wire
 from pytest_netcopy.transport.errors import TransferError
-from pytest_netcopy.transport.records import Accept, Record, decode
+from pytest_netcopy.transport.records import Accept, Record, Status, decode
 
 
 class Peer(ABC):
@@ -38,6 +40,10 @@ class Peer(ABC):
         #: how many times a sink was started
         self.starts = 0
         self._next_conn = 0
+        self._pings = 0
+        #: strangers refused by this peer's earlier sinks, and by the running one (last heard)
+        self._refused_before = 0
+        self._refused_now = 0
 
     # -- what an implementation provides ---------------------------------------
 
@@ -69,6 +75,14 @@ class Peer(ABC):
         """
 
     @abstractmethod
+    def send_line(self, line: bytes) -> None:
+        """Write one control line to the running sink (OSError when it is gone)."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Kill the sink at once (it may be stopped or stuck), reap it and close."""
+
+    @abstractmethod
     def describe_death(self) -> str:
         """What became of the sink, for an error message."""
 
@@ -83,7 +97,46 @@ class Peer(ABC):
         if self.alive():
             return
         self.close()
+        self._refused_before += self._refused_now
+        self._refused_now = 0
         self.start()
+
+    @property
+    def refused(self) -> int:
+        """Connections refused without the session token, as last heard (see :meth:`ping`)."""
+        return self._refused_before + self._refused_now
+
+    def ping(self, timeout: float) -> bool:
+        """Whether the sink answers within ``timeout`` seconds (which updates :attr:`refused`)."""
+        if not self.alive():
+            return False
+        self._pings += 1
+        number = self._pings & 0xFFFFFFFF
+        deadline = time.monotonic() + timeout
+        try:
+            self.send_line(f"ping {number}\n".encode())
+            while True:
+                record = self.read_record(max(0.0, deadline - time.monotonic()))
+                if record is None:
+                    return False
+                if isinstance(record, Status) and record.ping == number:
+                    return True
+        except (OSError, TransferError):
+            return False
+
+    def replace_if_stuck(self, timeout: float) -> str | None:
+        """After a timeout: kill a running sink that does not answer a ping in ``timeout`` s.
+
+        The next :meth:`ensure_running` starts a new one. Returns what happened,
+        for the failure's message; None when the sink answered (or was not running).
+        """
+        if not self.alive() or self.ping(timeout):
+            return None
+        self.kill()
+        return (
+            f"the sink stopped responding (no answer to a ping within {timeout:g} s): "
+            "it was killed, and the next benchmark starts a new one"
+        )
 
     def read_record(self, timeout: float) -> Record | None:
         """The sink's next record of a known kind; None if none came within ``timeout``."""
@@ -93,6 +146,8 @@ class Peer(ABC):
             if raw is None:
                 return None
             record = decode(raw)
+            if isinstance(record, Status):
+                self._refused_now = max(self._refused_now, record.refused)
             if record is not None:
                 return record
 

@@ -3,7 +3,8 @@
 First one JSON line, the start-up report (:class:`SinkReport`); then
 fixed-size binary records (:mod:`pytest_netcopy.sink` defines them): ACCEPT
 when a connection is taken, ACK per round and connection, END when a
-connection's stream ends. Nothing here depends on how the pipe was made, so
+connection's stream ends, STATUS in answer to a ping (with the count of
+strangers refused). Nothing here depends on how the pipe was made, so
 any peer whose sink talks over a pipe (a local child, or one started through
 a command such as ``ssh -T host``) reads it the same way.
 """
@@ -18,6 +19,15 @@ from dataclasses import dataclass
 from typing import IO
 
 from pytest_netcopy import sink as wire
+
+END_TEXT = {
+    wire.END_CLEAN: "the stream ended cleanly after the last round",
+    wire.END_SURPLUS: (
+        "bytes arrived after the last message of a round (more than was sent as rounds)"
+    ),
+    wire.END_TORN_HEADER: "the stream ended inside a round header",
+    wire.END_MID_ROUND: "the stream ended in the middle of a round's messages",
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,7 @@ class End:
 
     @property
     def text(self) -> str:
-        return wire.END_TEXT.get(self.status, f"status {self.status}")
+        return END_TEXT.get(self.status, f"status {self.status}")
 
 
 @dataclass
@@ -126,7 +136,15 @@ class Ack:
     involuntary_switches: int
 
 
-Record = Ack | Accept | End
+@dataclass(frozen=True)
+class Status:
+    """The sink's answer to ping ``ping``: it is alive, and has refused ``refused`` strangers."""
+
+    ping: int
+    refused: int
+
+
+Record = Ack | Accept | End | Status
 
 
 def decode(record: bytes) -> Record | None:
@@ -140,6 +158,9 @@ def decode(record: bytes) -> Record | None:
     if magic == wire.END_MAGIC:
         _, conn, status, extra = wire.END.unpack_from(record)
         return End(conn, status, extra)
+    if magic == wire.STATUS_MAGIC:
+        _, ping, refused = wire.STATUS.unpack_from(record)
+        return Status(ping, refused)
     if magic == wire.ACCEPT_MAGIC:
         _, conn, tid, capacity = wire.ACCEPT.unpack_from(record)
         return Accept(conn, tid, capacity)
