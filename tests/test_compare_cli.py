@@ -194,6 +194,7 @@ def test_help_names_every_option_and_its_default(
         "--format FMT",
         "--storage DIR",
         "--speed-tolerance PCT",
+        "--allow-empty",
     ]:
         assert option in text
     assert "Default: 'simple'" in text and "Default: '.benchmarks'" in text
