@@ -373,6 +373,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it closes stdin
     line = sys.stdin.buffer.readline().strip()
     try:
         token = bytes.fromhex(line.decode("ascii"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import select
+import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -140,3 +143,52 @@ def test_out_of_file_descriptors_the_sink_lives_and_a_round_gets_through(
         log = sink.log_tail(100_000)
     if options:
         assert "out of file descriptors" in log
+
+
+INTERRUPTED = """
+import os
+from pathlib import Path
+from pytest_netcopy import FunctionMode
+
+def test_long(netcopy, netcopy_sink):
+    Path("sink.pid").write_text(str(netcopy_sink.pid))
+
+    def send(sock, fields):
+        Path("running").touch()
+        sock.sendall(b"".join(fields))
+
+    netcopy.run(FunctionMode("marked", send), size=4096, threads=4)
+"""
+
+
+def test_ctrl_c_mid_round_ends_the_session_at_once(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_long=INTERRUPTED)
+    args = ("-p", "no:cacheprovider", "--netcopy-round-time=0.5", "--netcopy-rounds=40")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pytester.path / "running").exists():
+            assert time.monotonic() < deadline, "the rounds never started"
+            assert proc.poll() is None, "pytest ended before its rounds"
+            time.sleep(0.01)
+        time.sleep(0.3)  # well inside the rounds: calibrated to 0.5 s each
+        sink_pid = int((pytester.path / "sink.pid").read_text())
+        interrupted = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        proc.wait(timeout=30)
+        elapsed = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert elapsed < 3.0, f"Ctrl-C took {elapsed:.1f} s"
+    deadline = time.monotonic() + 5
+    while not _gone(sink_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(sink_pid), "the sink outlived the interrupted session"

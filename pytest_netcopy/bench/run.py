@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Self
+from typing import Any, Self
 
 from pytest_netcopy.bench.calibration import calibrate, warm_up
 from pytest_netcopy.bench.figures import (
@@ -81,8 +81,9 @@ class BenchmarkRun:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
+    def __exit__(self, *exc_info: Any) -> None:
+        # the exception goes on to the pool, which then unblocks its threads at once
+        self._stack.__exit__(*exc_info)
 
     @property
     def opened(self) -> Connections:

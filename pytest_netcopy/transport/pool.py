@@ -100,7 +100,11 @@ class SenderPool:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            # e.g. Ctrl-C mid-round: the threads are not at the start barrier, and
+            # would not get there; unblock them now rather than after a timeout
+            self._abort()
         self.close()
 
     def open(self) -> None:
