@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy.bench.runner import Netcopy
-from pytest_netcopy.plugin.state import STATE_KEY
+from pytest_netcopy.bench.run import BenchmarkRun
+from pytest_netcopy.bench.runner import Netcopy, RunResult
+from pytest_netcopy.plugin.state import STATE_KEY, PluginState
 from pytest_netcopy.send.modes import Mode
 
 XDIST_MESSAGE = (
@@ -22,6 +23,35 @@ RUN_DEFAULTS = {"netcopy_mode": "mode", "netcopy_size": "size", "netcopy_threads
 
 def in_xdist(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+class XdistRefusal:
+    """Refuses netcopy benchmarks under xdist once, before any runs: exit status 4.
+
+    The workers collect, the controller does not: a worker that collects a test
+    using the ``netcopy`` fixture runs none of its tests and sends the controller a
+    failed collection report carrying :data:`XDIST_MESSAGE`; the controller turns
+    it into a UsageError. A session under xdist without netcopy benchmarks runs.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if in_xdist(self.config) and any("netcopy" in _fixtures(item) for item in items):
+            report = pytest.CollectReport("", "failed", XDIST_MESSAGE, [])
+            self.config.hook.pytest_collectreport(report=report)
+            items.clear()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """On the controller (tryfirst: no other plugin reports it as a collection error)."""
+        if not in_xdist(self.config) and report.failed and report.longrepr == XDIST_MESSAGE:
+            raise pytest.UsageError(XDIST_MESSAGE)
+
+
+def _fixtures(item: pytest.Item) -> list[str]:
+    return list(getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture
@@ -39,6 +69,31 @@ def netcopy_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
     yield session.get_sink()
 
 
+class _Netcopy(Netcopy):
+    """The fixture's runner: also notes which benchmark failed, for the terminal table."""
+
+    def __init__(self, state: PluginState, benchmark: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(state.session, benchmark, defaults)
+        self._state = state
+        self._tried: BenchmarkRun | None = None
+
+    def _new_run(self, mode: Any, size: int | None, threads: int | None) -> BenchmarkRun:
+        self._tried = super()._new_run(mode, size, threads)
+        return self._tried
+
+    def run(
+        self, mode: Any = None, *, size: int | None = None, threads: int | None = None
+    ) -> RunResult:
+        self._tried = None
+        try:
+            return super().run(mode, size=size, threads=threads)
+        except pytest.fail.Exception:
+            if self._tried is not None:
+                tried = self._tried
+                self._state.failed.add((tried.mode.name, tried.size, tried.threads))
+            raise
+
+
 @pytest.fixture
 def netcopy(request: pytest.FixtureRequest, benchmark: Any, netcopy_sink: Any) -> Iterator[Netcopy]:
     """Runs a send mode through pytest-benchmark against the session's sink."""
@@ -51,7 +106,7 @@ def netcopy(request: pytest.FixtureRequest, benchmark: Any, netcopy_sink: Any) -
         for fixture, argument in RUN_DEFAULTS.items():
             if fixture in params.params:
                 defaults[argument] = params.params[fixture]
-    runner = Netcopy(state.session, benchmark, defaults)
+    runner = _Netcopy(state, benchmark, defaults)
     yield runner
     if runner.result is not None:  # the test's benchmark, kept with the test's nodeid
         state.record(request.node.nodeid, request.node.name, runner.result.extra_info)

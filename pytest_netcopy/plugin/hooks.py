@@ -12,7 +12,7 @@ import pytest
 
 from pytest_netcopy.bench.runner import NetcopySession
 from pytest_netcopy.plugin import hookspecs
-from pytest_netcopy.plugin.fixtures import netcopy, netcopy_mode, netcopy_sink
+from pytest_netcopy.plugin.fixtures import XdistRefusal, netcopy, netcopy_mode, netcopy_sink
 from pytest_netcopy.plugin.gate import GatePlugin
 from pytest_netcopy.plugin.grid import parametrize
 from pytest_netcopy.plugin.options import OPTIONS, add_options, resolve
@@ -60,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = PluginState(session=session, sources=sources)
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(GatePlugin(config, state), "netcopy-gate")
+    config.pluginmanager.register(XdistRefusal(config), "netcopy-xdist")
 
 
 def explain_transfer_error(exc: TransferError) -> str:
@@ -92,4 +93,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(STATE_KEY, None)
     if state is None or not state.session.results:
         return
-    write_summary(terminalreporter, state.session)
+    write_summary(terminalreporter, state.session, state.failed)

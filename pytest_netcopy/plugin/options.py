@@ -225,9 +225,19 @@ def given(config: pytest.Config, spec: Spec) -> Iterator[Source]:
     if spec.env in os.environ:
         yield Source(os.environ[spec.env], f"environment variable {spec.env}", "env")
     ini = config.getini(spec.ini)
-    if ini not in (None, "", []):
+    if ini not in (None, []) and (ini != "" or _refuses_empty(spec)):
         where = f" in {config.inipath}" if config.inipath else ""
         yield Source(str(ini), f"ini option {spec.ini}{where}", "ini")
+
+
+def _refuses_empty(spec: Spec) -> bool:
+    """Whether an empty value is an error (then an empty ini value is the same error; where
+    the option takes an empty value, an empty ini line stays unset, as it always was)."""
+    try:
+        spec.parse("")
+    except ValueError:
+        return True
+    return False
 
 
 def raw_value(config: pytest.Config, spec: Spec) -> Source:

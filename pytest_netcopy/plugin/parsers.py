@@ -26,28 +26,49 @@ MAX_SIZE = 64 << 20
 MAX_THREADS = 256
 
 
+#: the congestion control names this kernel has (its modules cannot be loaded
+#: on demand by a non-root account, so a name must be in this list)
+AVAILABLE_CONGESTION = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+ASCII_DIGITS = "expected ASCII digits (0-9)"
+
+
+def _ascii(text: str) -> None:
+    """Refuse digits Python would read but a person would not type (full-width, Arabic-Indic)."""
+    if not text.isascii():
+        raise ValueError(f"{text.strip()!r}: {ASCII_DIGITS}")
+
+
 def parse_bytes(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    _ascii(text)
+    m = re.fullmatch(r"\s*([0-9]+)\s*([a-zA-Z]*)\s*", text)
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError("expected a byte count such as 4096, 4K or 64KiB")
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
 def _split(text: str) -> list[str]:
-    items = [t.strip() for t in re.split(r"[,\s]+", text) if t.strip()]
-    if not items:
+    """The items of a list: separated by commas (and/or spaces); an empty one is refused."""
+    if not text.strip():
         raise ValueError("expected a non-empty comma-separated list")
+    items = []
+    for part in text.split(","):
+        if not part.strip():
+            raise ValueError(f"empty item in {text!r}: expected a comma-separated list")
+        items.extend(part.split())
     return items
 
 
 def parse_sizes(text: str) -> list[int]:
     sizes = []
     for item in _split(text):
+        if not item.isascii():
+            raise ValueError(f"{item!r} is not a size: {ASCII_DIGITS}")
         try:
             size = parse_bytes(item)
         except ValueError:
             raise ValueError(
-                f"{item!r} is not a size: expected byte counts such as 256,4096,64K"
+                f"{item!r} is not a size: expected byte counts such as 256,4096,64K "
+                f"(units B, K, KiB, M, MiB; up to {MAX_SIZE >> 20} MiB)"
             ) from None
         if size < MIN_SIZE or size % FIELDS or size > MAX_SIZE:
             raise ValueError(
@@ -62,6 +83,8 @@ def parse_sizes(text: str) -> list[int]:
 def parse_threads(text: str) -> list[int]:
     out = []
     for item in _split(text):
+        if not item.isascii():
+            raise ValueError(f"{item!r} is not a thread count: {ASCII_DIGITS}")
         if not item.isdigit() or not 1 <= int(item) <= MAX_THREADS:
             raise ValueError(
                 f"{item!r} is not a thread count: expected whole numbers from 1 to {MAX_THREADS}"
@@ -82,6 +105,7 @@ def parse_modes(text: str) -> list[str]:
 
 
 def positive_float(text: str) -> float:
+    _ascii(text)
     try:
         value = float(text)
     except ValueError:
@@ -100,6 +124,7 @@ def timeout(text: str) -> float:
 
 def count(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
+        _ascii(text)
         if not text.strip().isdigit() or int(text) < minimum:
             raise ValueError(f"expected a whole number >= {minimum}")
         return int(text)
@@ -125,11 +150,28 @@ def parse_bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def available_congestion() -> list[str] | None:
+    """The congestion controls this kernel has (None: it does not say)."""
+    try:
+        with open(AVAILABLE_CONGESTION, encoding="ascii") as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
 def congestion(text: str) -> str:
+    """auto, system, or a name this kernel has: the list is checked here, at the start."""
     value = text.strip()
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,15}", value):
         raise ValueError("expected auto, system, or an algorithm name such as cubic")
-    return value
+    available = available_congestion()
+    if value in ("auto", "system") or available is None or value in available:
+        return value
+    raise ValueError(
+        f"not a congestion control this kernel has; expected auto, system, or one of "
+        f"{' '.join(available)} (net.ipv4.tcp_available_congestion_control; another "
+        "algorithm's module must be loaded by root first)"
+    )
 
 
 def recv_buffer(text: str) -> int:

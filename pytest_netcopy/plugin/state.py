@@ -30,6 +30,8 @@ class PluginState:
     sources: Mapping[str, str]
     #: the results of the ``netcopy`` fixture, in the order the tests ran
     recorded: list[Recorded] = field(default_factory=list)
+    #: the benchmarks (mode, size, threads) that were tried and failed
+    failed: set[tuple[str, int, int]] = field(default_factory=set)
 
     def describe(self, name: str) -> str:
         return self.sources.get(name, name)
