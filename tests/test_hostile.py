@@ -192,3 +192,27 @@ def test_ctrl_c_mid_round_ends_the_session_at_once(pytester: pytest.Pytester) ->
     while not _gone(sink_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _gone(sink_pid), "the sink outlived the interrupted session"
+
+
+def test_the_summary_counts_the_strangers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_strangers="""
+        import socket
+        from pytest_netcopy import sink
+
+        def test_knocks(netcopy, netcopy_sink):
+            wrong = sink.HELLO.pack(sink.HELLO_MAGIC, bytes(16), 1, 4096)
+            for payload in (b"GET / HTTP/1.0\\r\\n\\r\\n" + bytes(64), wrong, wrong):
+                with socket.create_connection(netcopy_sink.address, timeout=5) as s:
+                    s.sendall(payload)
+                    s.settimeout(5)
+                    try:
+                        assert s.recv(1) == b""
+                    except ConnectionResetError:
+                        pass
+            assert netcopy.run("two_copy", size=4096, threads=1).intact
+        """
+    )
+    result = pytester.runpytest_subprocess(*FAST)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["netcopy: refused 3 connections without the session token"])

@@ -38,6 +38,9 @@ def write_summary(
         tr.write_line(lines)
     for hint in sorted(session.hints):
         tr.write_line(f"netcopy: {hint}", yellow=True)
+    refused = session.refused_strangers()  # issue 13: the sink's strangers
+    if refused:
+        tr.write_line(f"netcopy: refused {refused} connections without the session token")
     used = {str(r.get("tcp_congestion")) for r in session.results if r.get("tcp_congestion")}
     note = auto_congestion_note(
         session.settings.congestion, used, _proc(ALLOWED_CONGESTION), _proc(AVAILABLE_CONGESTION)
