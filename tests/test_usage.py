@@ -269,3 +269,27 @@ def test_full_width_digits_are_refused_by_every_number_option(
 def test_lists_still_take_spaces_and_commas() -> None:
     assert parse_sizes("256, 4K 1024") == [256, 4096, 1024]
     assert parse_threads(" 1 ,2 ") == [1, 2]
+
+
+def test_a_test_s_own_netcopy_fixture_is_no_benchmark_under_xdist(
+    pytester: pytest.Pytester,
+) -> None:
+    """As in this repository's tests: a fixture, or a parameter, of the same name."""
+    pytester.makepyfile(
+        test_own="""
+        import pytest
+
+        @pytest.fixture
+        def netcopy():
+            return "the test's own"
+
+        def test_fixture(netcopy):
+            assert netcopy == "the test's own"
+
+        @pytest.mark.parametrize("netcopy", [1, 2])
+        def test_parameter(netcopy):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=3)

@@ -38,7 +38,7 @@ class XdistRefusal:
         self.config = config
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        if in_xdist(self.config) and any("netcopy" in _fixtures(item) for item in items):
+        if in_xdist(self.config) and any(_benchmark(item) for item in items):
             report = pytest.CollectReport("", "failed", XDIST_MESSAGE, [])
             self.config.hook.pytest_collectreport(report=report)
             items.clear()
@@ -50,8 +50,15 @@ class XdistRefusal:
             raise pytest.UsageError(XDIST_MESSAGE)
 
 
-def _fixtures(item: pytest.Item) -> list[str]:
-    return list(getattr(item, "fixturenames", ()))
+def _benchmark(item: pytest.Item) -> bool:
+    """Whether ``item`` takes this plugin's ``netcopy`` fixture (not a test's own of that name,
+    nor a parameter so named)."""
+    info = getattr(item, "_fixtureinfo", None)  # pytest has no public way to ask
+    if info is None:
+        return "netcopy" in getattr(item, "fixturenames", ())
+    defs = info.name2fixturedefs.get("netcopy", ())
+    func = getattr(defs[-1], "func", None) if defs else None
+    return func is not None and (func.__module__, func.__name__) == (__name__, "netcopy")
 
 
 @pytest.fixture
