@@ -53,7 +53,10 @@ def _split(text: str) -> list[str]:
     items = []
     for part in text.split(","):
         if not part.strip():
-            raise ValueError(f"empty item in {text!r}: expected a comma-separated list")
+            raise ValueError(
+                "an empty item (two commas in a row, or one at an end): expected a "
+                "comma-separated list"
+            )
         items.extend(part.split())
     return items
 
