@@ -435,3 +435,49 @@ def test_close_goes_on_after_a_failing_close(plain_sysfs: Path) -> None:
         c.close()
     assert info.value.errno == errno.EBADF and fake.live == {}
     c.close()  # nothing left to close, no error
+
+
+# issue 13: why syscalls were not counted, and the fix
+
+
+def _events_tree(root: Path, rel: str) -> None:
+    event = root / rel / "events" / "syscalls" / "sys_enter_sendto"
+    event.mkdir(parents=True)
+    (event / "id").write_text("42\n")
+
+
+def test_tracefs_not_mounted_says_so_and_how_to_mount(tmp_path: Path) -> None:
+    sysfs = tmp_path / "sys"
+    (sysfs / "kernel" / "tracing").mkdir(parents=True)  # the empty mount point
+    (sysfs / "kernel" / "debug").mkdir()
+    assert perf_abi.tracepoint_id("syscalls/sys_enter_sendto", sysfs) == "not supported"
+    assert perf_abi.tracefs_problem(sysfs) == "tracefs not mounted"
+    hint = perf_abi.tracefs_hint(sysfs)
+    assert hint is not None
+    assert "tracefs not mounted" in hint
+    assert "mount -t tracefs nodev /sys/kernel/tracing (as root)" in hint
+
+
+def test_tracefs_root_only_says_not_permitted_and_run_as_root(tmp_path: Path) -> None:
+    sysfs = tmp_path / "sys"
+    _events_tree(sysfs, "kernel/tracing")
+    denied = sysfs / "kernel" / "tracing" / "events"
+
+    def listdir(path: Path) -> object:
+        if Path(path) == denied:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return os.listdir(path)
+
+    assert perf_abi.tracefs_problem(sysfs, listdir=listdir) == "not permitted"
+    hint = perf_abi.tracefs_hint(sysfs, listdir=listdir)
+    assert hint is not None
+    assert "tracefs is root-only here: run as root or make /sys/kernel/tracing readable" in hint
+
+
+@pytest.mark.parametrize("rel", ["kernel/tracing", "kernel/debug/tracing"])
+def test_readable_tracefs_has_no_hint(tmp_path: Path, rel: str) -> None:
+    sysfs = tmp_path / "sys"
+    _events_tree(sysfs, rel)
+    assert perf_abi.tracepoint_id("syscalls/sys_enter_sendto", sysfs) == 42
+    assert perf_abi.tracefs_problem(sysfs) is None
+    assert perf_abi.tracefs_hint(sysfs) is None

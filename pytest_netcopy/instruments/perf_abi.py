@@ -18,7 +18,7 @@ import os
 import platform
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Self
@@ -254,6 +254,43 @@ def tracepoint_id(name: str, sysfs_root: str | Path = "/sys") -> int | str:
         except (OSError, ValueError):
             continue
     return status
+
+
+#: why syscalls went uncounted when no tracefs is mounted (the counts say ``not supported``)
+TRACEFS_NOT_MOUNTED = "tracefs not mounted"
+TRACEFS_HINTS = {
+    TRACEFS_NOT_MOUNTED: "syscall counts need tracefs: mount -t tracefs nodev /sys/kernel/tracing "
+    "(as root)",
+    "not permitted": "tracefs is root-only here: run as root or make /sys/kernel/tracing readable",
+}
+
+
+def tracefs_problem(
+    sysfs_root: str | Path = "/sys", listdir: Callable[[Path], object] = os.listdir
+) -> str | None:
+    """Why no tracepoint can be read: ``"tracefs not mounted"`` (no ``events`` under any
+    tracefs root), ``"not permitted"`` (one is there but unreadable), else None."""
+    problem = TRACEFS_NOT_MOUNTED
+    for rel in TRACEFS_ROOTS:
+        try:
+            listdir(Path(sysfs_root) / rel / "events")
+        except PermissionError:
+            problem = "not permitted"
+        except OSError:
+            continue
+        else:
+            return None
+    return problem
+
+
+def tracefs_hint(
+    sysfs_root: str | Path = "/sys", listdir: Callable[[Path], object] = os.listdir
+) -> str | None:
+    """The one-line reason and fix when tracefs cannot be read, else None."""
+    problem = tracefs_problem(sysfs_root, listdir)
+    if problem is None:
+        return None
+    return f"syscalls not counted ({problem}): {TRACEFS_HINTS[problem]}"
 
 
 def read_procfs_int(procfs_root: str | Path, rel: str) -> int | None:

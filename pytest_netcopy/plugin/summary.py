@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pytest_netcopy.bench.runner import NetcopySession
 from pytest_netcopy.instruments.machine import machine_facts
-from pytest_netcopy.instruments.perf_abi import perf_machine_info
+from pytest_netcopy.instruments.perf_abi import perf_machine_info, tracefs_hint
+from pytest_netcopy.instruments.status import NOT_PERMITTED, NOT_SUPPORTED
 from pytest_netcopy.plugin.options import OPTIONS
 from pytest_netcopy.plugin.parsers import AVAILABLE_CONGESTION
 from pytest_netcopy.transport.placement import AUTO_CONGESTION
@@ -24,11 +27,17 @@ def netcopy_machine_info(session: NetcopySession) -> dict[str, Any]:
 
 
 def write_summary(
-    tr: Any, session: NetcopySession, failed: Collection[tuple[str, int, int]] = ()
+    tr: Any,
+    session: NetcopySession,
+    failed: Collection[tuple[str, int, int]] = (),
+    *,
+    sysfs_root: str | Path = "/sys",
 ) -> None:
     """The throughput table (``failed``: the benchmarks that failed), the crossovers, the
-    hints, what congestion control ``auto`` could not get, and the Nagle note."""
+    notes of ``netcopy report``, the hints (with why syscalls went uncounted), what
+    congestion control ``auto`` could not get, and the Nagle note."""
     from pytest_netcopy.report.crossovers import crossovers, render_crossovers
+    from pytest_netcopy.report.document import report_notes
     from pytest_netcopy.report.tables import modes_table
 
     tr.write_sep("-", "netcopy: throughput by size x threads (median round, all connections)")
@@ -36,7 +45,13 @@ def write_summary(
     lines = render_crossovers(crossovers(session.results))
     if lines:
         tr.write_line(lines)
-    for hint in sorted(session.hints):
+    for line in report_notes(session.results):
+        tr.write_line(f"netcopy: {line}", yellow=True)
+    hints = set(session.hints)
+    tracefs = syscall_hint(session.results, sysfs_root)
+    if tracefs:
+        hints.add(tracefs)
+    for hint in sorted(hints):
         tr.write_line(f"netcopy: {hint}", yellow=True)
     refused = session.refused_strangers()  # issue 13: the sink's strangers
     if refused:
@@ -51,6 +66,29 @@ def write_summary(
     tr.write_line(
         f"Nagle {nagle}; ns/msg is round time / messages (inverse throughput), not latency."
     )
+
+
+#: the result keys whose ``not_counted`` says why a syscall count is missing
+SYSCALL_KEYS = ("syscalls_per_message", "sink_syscalls_per_message")
+
+
+def syscall_hint(
+    results: Iterable[Mapping[str, Any]],
+    sysfs_root: str | Path = "/sys",
+    listdir: Callable[[Path], object] = os.listdir,
+) -> str | None:
+    """Why syscalls went uncounted and the fix, when a result says tracefs let it down
+    (``not supported`` or ``not permitted``) and tracefs is missing or unreadable here."""
+    statuses = {
+        status
+        for r in results
+        for key in SYSCALL_KEYS
+        if isinstance(r.get(key), dict)
+        for status in (r[key].get("not_counted") or {}).values()
+    }
+    if not statuses & {NOT_SUPPORTED, NOT_PERMITTED}:
+        return None
+    return tracefs_hint(sysfs_root, listdir)
 
 
 def _proc(path: str) -> str | None:

@@ -98,7 +98,9 @@ def _zerocopy_notes(results: Sequence[Extra]) -> list[str]:
     return notes
 
 
-def _notes(results: Sequence[Extra]) -> list[str]:
+def report_notes(results: Sequence[Extra]) -> list[str]:
+    """The notes under one run's table: integrity failures, zero-copy copies and ENOBUFS
+    (also printed by the terminal summary after a sweep)."""
     notes = []
     corrupt = [_label(r) for r in results if integrity_ok(r) is False]
     if corrupt:
@@ -128,7 +130,7 @@ def _one_run(
     if lines:
         doc.section(crossovers_title(results))
         doc.items(lines)
-    return _notes(results)
+    return report_notes(results)
 
 
 def _several_runs(
@@ -153,7 +155,9 @@ def _several_runs(
     for n, results in enumerate(extras, 1):
         lines = render_crossovers(crossovers(results)).splitlines()
         doc.items([f"run {n}, {line}" for line in lines] or [f"run {n}: nothing to compare"])
-    return [f"run {n}: {note}" for n, results in enumerate(extras, 1) for note in _notes(results)]
+    return [
+        f"run {n}: {note}" for n, results in enumerate(extras, 1) for note in report_notes(results)
+    ]
 
 
 def render_report(
