@@ -6,6 +6,7 @@ terminal summary: plugin/summary.py; regression gate: plugin/gate.py.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -87,6 +88,31 @@ def pytest_benchmark_update_machine_info(
     if state is None or not state.session.results:
         return  # a suite that does not use netcopy gets nothing added
     machine_info["netcopy"] = netcopy_machine_info(state.session)
+
+
+def _per_message(bench: Any) -> bool:
+    """Whether a row of pytest-benchmark's table is a netcopy benchmark timed per message."""
+    extra = bench.get("extra_info")
+    return (
+        isinstance(extra, dict)
+        and "netcopy_schema" in extra
+        and bench.get("iterations") == extra.get("messages_per_round")
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_benchmark_scale_unit(
+    config: pytest.Config | None, unit: str, benchmarks: list[Any], best: Any, worst: Any, sort: str
+) -> Generator[None, tuple[str, float], tuple[str, float]]:
+    """Say in pytest-benchmark's table that netcopy's times are per message (runner.py's
+    per_message_stats): its header reads ``Name (time in per-message us)``."""
+    prefix, scale = yield
+    netcopy = [_per_message(bench) for bench in benchmarks]
+    if unit != "seconds" or not any(netcopy):
+        return prefix, scale
+    if all(netcopy):
+        return f"per-message {prefix}", scale
+    return f"{prefix}s per call; netcopy rows: per message, in {prefix}", scale
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
