@@ -9,21 +9,43 @@ and one metric. The change is the relative difference of the medians (or of
 the single values where a metric has no per-round samples). It is a
 *regression* when it goes the rule's bad way by more than the rule's threshold
 AND a two-sided Mann-Whitney U test on the per-round samples gives p < alpha;
-the mirror case is an *improvement*. A metric that is absent or null on either
-side is *not comparable*, with the reason: never a pass.
+the mirror case is an *improvement*. Otherwise it is *no regression* when the
+distribution-free interval on the change (same alpha) stays within the
+threshold the bad way, shown with the smallest change the rounds' noise lets
+the test see, and *undecided* when it does not (or the rounds are too few).
+Single values (counts) are judged by the threshold alone. A metric that is
+absent or null on either side is *not comparable*, with the reason: never a pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+from pytest_netcopy.gate import render
 from pytest_netcopy.gate.metrics import control_speed_change, metric_value
 from pytest_netcopy.gate.outcome import GateOutcome
-from pytest_netcopy.gate.policy import DEFAULT_ALPHA, DEFAULT_SPEED_TOLERANCE, SPEED_INDEPENDENT
+from pytest_netcopy.gate.policy import (
+    DEFAULT_ALPHA,
+    DEFAULT_SPEED_TOLERANCE,
+    SPEED_INDEPENDENT,
+    SPEED_REASON,
+)
 from pytest_netcopy.gate.render import speed_reason
-from pytest_netcopy.gate.row import IMPROVEMENT, OK, REGRESSION, Row, not_comparable
+from pytest_netcopy.gate.row import (
+    BEYOND_NOT_SIGNIFICANT,
+    IMPROVEMENT,
+    NO_REGRESSION,
+    REGRESSION,
+    STRADDLES,
+    TOO_FEW_ROUNDS,
+    UNDECIDED,
+    Row,
+    not_comparable,
+)
 from pytest_netcopy.gate.rules import Rule
-from pytest_netcopy.gate.stats import significance
+from pytest_netcopy.gate.sequential import design_alpha
+from pytest_netcopy.gate.stats import detectable_change, shift_interval, significance
 from pytest_netcopy.results import schema
 from pytest_netcopy.results.machine import MachineDifference, differing_facts
 from pytest_netcopy.results.runs import Result, Run
@@ -33,6 +55,7 @@ __all__ = [
     "MachineMismatch",
     "benchmark_id",
     "compare_runs",
+    "judge_benchmark",
     "machine_differences",
 ]
 
@@ -88,14 +111,56 @@ def _compare_metric(
     # the bad way, and the good way, each beyond the threshold (strictly)
     worse = rule.direction * size > rule.limit
     better = -rule.direction * size > rule.limit
-    judged = significance(old.samples, new.samples, alpha)
-    p_value, test = judged.p_value, judged.test
+    level = _level(cur_result, rule.metric, alpha)
+    judged = significance(old.samples, new.samples, level)
+    row = Row(bench, rule.metric, rule, base, cur, change, judged.p_value, judged.test, "")
     if worse and judged.significant:
-        return Row(bench, rule.metric, rule, base, cur, change, p_value, test, REGRESSION)
+        return replace(row, verdict=REGRESSION, alpha=level)
     if better and judged.significant:
-        return Row(bench, rule.metric, rule, base, cur, change, p_value, test, IMPROVEMENT)
-    reason = f"beyond the threshold but not significant (p >= {alpha:g})" if worse or better else ""
-    return Row(bench, rule.metric, rule, base, cur, change, p_value, test, OK, reason)
+        return replace(row, verdict=IMPROVEMENT, alpha=level)
+    if not (old.samples and new.samples):
+        alone = "count" if not (old.samples or new.samples) else judged.test.removeprefix("n/a: ")
+        return replace(row, verdict=NO_REGRESSION, reason=f"{alone}; threshold alone")
+    return _decide(replace(row, alpha=level), old.samples, new.samples, worse)
+
+
+def _decide(row: Row, old: Sequence[float], new: Sequence[float], worse: bool) -> Row:
+    """No regression or undecided, for a row with rounds on both sides that is not a
+    regression: from the interval on the change at the row's level."""
+    rule, level = row.rule, row.alpha if row.alpha is not None else DEFAULT_ALPHA
+    ratio = rule.percent and min(*old, *new) > 0
+    scale = 1.0 if ratio or not rule.percent else abs(row.baseline or 0.0)
+    interval = shift_interval(old, new, level, ratio=ratio)
+    detect = detectable_change(old, new, level, ratio=ratio, direction=rule.direction)
+    if scale == 0:
+        interval = detect = None
+    if interval is not None and scale != 1.0:
+        interval = (interval[0] / scale, interval[1] / scale)
+    if detect is not None:
+        detect /= scale
+    row = replace(row, interval=interval, detectable=detect)
+    seen = render.detectable_text(row)
+    if worse:
+        reason = f"{BEYOND_NOT_SIGNIFICANT} (p >= {level:.2g}); {seen}"
+        return replace(row, verdict=UNDECIDED, reason=reason, why=BEYOND_NOT_SIGNIFICANT)
+    if interval is None:
+        reason = f"{TOO_FEW_ROUNDS} ({len(old)}+{len(new)}) for an interval at {level:.2g}"
+        return replace(row, verdict=UNDECIDED, reason=reason, why=TOO_FEW_ROUNDS)
+    bad = interval[1] if rule.direction > 0 else interval[0]
+    if rule.direction * bad <= rule.limit:
+        return replace(row, verdict=NO_REGRESSION, reason=seen)
+    reason = f"{STRADDLES}: {render.interval_text(row)}; {seen}"
+    return replace(row, verdict=UNDECIDED, reason=reason, why=STRADDLES)
+
+
+def _level(result: Result, metric: str, alpha: float) -> float:
+    """The level a metric is tested at: the gate's, or on measured rounds that took
+    several looks (a ``gate_rounds`` record) the last look's share of it."""
+    rounds = result.extra.get("rounds")
+    if not (isinstance(rounds, Mapping) and rounds.get(metric)):
+        return alpha
+    level = design_alpha(result.extra, alpha)
+    return alpha if level is None else level
 
 
 def _rules_for(key: BenchmarkKey, rules: Sequence[Rule], overrides: Overrides | None) -> list[Rule]:
@@ -164,10 +229,26 @@ def _compare_benchmark(
         elif moved is not None and rule.figure not in SPEED_INDEPENDENT:
             base = metric_value(old, rule.metric).value
             cur = metric_value(new, rule.metric).value
-            rows.append(not_comparable(bench, rule, base, cur, moved))
+            rows.append(not_comparable(bench, rule, base, cur, moved, SPEED_REASON))
         else:
             rows.append(_compare_metric(bench, rule, old, new, alpha))
     return rows
+
+
+def judge_benchmark(
+    old: Result,
+    new: Result,
+    rules: Sequence[Rule],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    speed_tolerance: float | None = DEFAULT_SPEED_TOLERANCE,
+) -> list[Row]:
+    """The rows of one benchmark, as :func:`compare_runs` judges them (``rules``: those
+    that apply to it, overrides already in). What the gate asks at each look."""
+    moved = _moved_reason(old, new, speed_tolerance)
+    key = new.key
+    chosen = [r for r in rules if r.applies_to(key[0])]
+    return _compare_benchmark(benchmark_id(key), old, new, chosen, None, moved, alpha)
 
 
 def compare_runs(

@@ -24,6 +24,8 @@ class GateOutcome:
     compared: int
     two_sided: bool = False
     alpha: float = DEFAULT_ALPHA
+    #: undecided rows fail the gate too (--netcopy-gate-strict, netcopy compare --strict)
+    strict: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -39,6 +41,18 @@ class GateOutcome:
         return [r for r in self.rows if r.verdict == NOT_COMPARABLE]
 
     @property
+    def undecided(self) -> list[Row]:
+        """Rows counted as undecided on the last line: undecided and not comparable."""
+        return [r for r in self.rows if r.undecided]
+
+    @property
+    def passed_benchmarks(self) -> list[str]:
+        """Benchmarks with a decided row and no regression (their undecided rows aside)."""
+        decided = {r.benchmark for r in self.rows if not r.undecided}
+        failing = {r.benchmark for r in self.regressions}
+        return sorted(decided - failing)
+
+    @property
     def speed_changed(self) -> list[str]:
         """Benchmarks whose rows were not comparable because the machine's speed moved."""
         return sorted(
@@ -51,18 +65,21 @@ class GateOutcome:
         return [
             r
             for r in self.rows
-            if r.verdict == REGRESSION or (self.two_sided and r.verdict == IMPROVEMENT)
+            if r.verdict == REGRESSION
+            or (self.two_sided and r.verdict == IMPROVEMENT)
+            or (self.strict and r.undecided)
         ]
 
     @property
     def judged(self) -> int:
-        """Rows that got a verdict (everything but ``not comparable``)."""
-        return sum(1 for r in self.rows if r.verdict != NOT_COMPARABLE)
+        """Rows that got a decided verdict (neither undecided nor not comparable)."""
+        return sum(1 for r in self.rows if not r.undecided)
 
     @property
     def empty(self) -> bool:
         """Nothing was judged: no benchmark in both runs, no rule applied, or every row
-        not comparable. Such a gate proves nothing; callers fail it unless told not to."""
+        undecided or not comparable. Such a gate proves nothing; callers fail it unless
+        told not to."""
         return self.judged == 0
 
     @property

@@ -12,13 +12,28 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from pytest_netcopy.gate.policy import SPEED_REASON
-from pytest_netcopy.gate.row import IMPROVEMENT, NOT_COMPARABLE, REGRESSION, Row
+from pytest_netcopy.gate.row import (
+    IMPROVEMENT,
+    NO_REGRESSION,
+    NOT_COMPARABLE,
+    POWER_TEXT,
+    REGRESSION,
+    Row,
+)
 
 if TYPE_CHECKING:
     from pytest_netcopy.gate.metrics import ControlSpeed
     from pytest_netcopy.gate.outcome import GateOutcome
 
-__all__ = ["format_value", "render", "speed_reason", "summary", "table"]
+__all__ = [
+    "detectable_text",
+    "format_value",
+    "interval_text",
+    "render",
+    "speed_reason",
+    "summary",
+    "table",
+]
 
 _HEADERS = ["benchmark", "metric", "rule", "baseline", "current", "change"]
 _HEADERS += ["p (Mann-Whitney U)", "verdict"]
@@ -50,6 +65,34 @@ def speed_reason(speed: ControlSpeed, tolerance: float) -> str:
     )
 
 
+def _amount(row: Row, value: float, *, signed: bool = False) -> str:
+    """A change in the row's terms: percent of the baseline, or the metric's units."""
+    if row.rule.percent:
+        return _pct(value, signed=signed)
+    return f"{value:{'+' if signed else ''}.3g}"
+
+
+def detectable_text(row: Row, *, settled: bool = True) -> str:
+    """The smallest change the bad way the comparison could see: 'no change beyond 6.2%
+    at 80% power' (``settled``: of a no-regression row), else 'it could see 18% ...'."""
+    if row.detectable is None:
+        return "no detectable change at these rounds' noise"
+    amount = _amount(row, row.detectable)
+    if settled:
+        return f"no change beyond {amount} at {POWER_TEXT}"
+    return f"it could see a {row.rule.bad_way} of {amount} at {POWER_TEXT}"
+
+
+def interval_text(row: Row) -> str:
+    """'the change is -3.1% to +31% (99.5% interval), the threshold +25%'."""
+    if row.interval is None:
+        return "no interval"
+    low, high = (_amount(row, v, signed=True) for v in row.interval)
+    level = "" if row.alpha is None else f" ({_pct(1 - row.alpha)} interval)"
+    limit = _amount(row, row.rule.direction * row.rule.limit, signed=True)
+    return f"the change is {low} to {high}{level}, the threshold {limit}"
+
+
 def _fmt_change(row: Row) -> str:
     if row.difference is None:
         return "-"
@@ -72,6 +115,8 @@ def _fmt_p(row: Row) -> str:
 def _fmt_verdict(row: Row) -> str:
     if row.verdict in (REGRESSION, IMPROVEMENT):
         return row.verdict.upper()
+    if row.verdict == NO_REGRESSION:
+        return f"{row.verdict} ({row.reason})" if row.reason else row.verdict
     return f"{row.verdict}: {row.reason}" if row.reason else row.verdict
 
 
@@ -88,32 +133,47 @@ def _counted_where(rows: Sequence[Row], word: str) -> str:
     return f"{_plural(len(rows), word)} in {where}"
 
 
+#: benchmarks the last line names one by one before it says "and N more"
+_NAMED = 6
+
+
+def _undecided_where(rows: Sequence[Row], strict: bool) -> str:
+    """'3 undecided: two_copy-4096B-1t (throughput_vs_control: too few comparable rounds)'."""
+    whys: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        whys.setdefault(row.benchmark, {}).setdefault(row.why or row.reason, []).append(row.metric)
+    named = []
+    for bench, by_why in whys.items():
+        listed = "; ".join(f"{', '.join(ms)}: {why}" for why, ms in by_why.items())
+        named.append(f"{bench} ({listed})")
+    if len(named) > _NAMED:
+        named = [*named[:_NAMED], f"and {len(named) - _NAMED} more benchmarks (in the table)"]
+    fails = " (fails a strict gate)" if strict else ""
+    return f"{len(rows)} undecided{fails}: {', '.join(named)}"
+
+
 def summary(outcome: GateOutcome) -> str:
-    """The one-line verdict (the last line of :func:`render`)."""
+    """The one-line verdict (the last line of :func:`render`): regressions, no regression
+    and undecided counted, the undecided named with why."""
     regressions, improvements = outcome.regressions, outcome.improvements
-    unjudged = _plural(len(outcome.speed_changed), "benchmark")
-    if outcome.failed:
-        parts = []
-        if regressions:
-            parts.append(_counted_where(regressions, "regression"))
-        if outcome.two_sided and improvements:
-            parts.append(
-                f"{_counted_where(improvements, 'improvement')} (two-sided: refresh the baseline)"
-            )
-        if outcome.speed_changed:
-            parts.append(f"{unjudged} not judged (measured at another machine speed)")
-        return "netcopy gate: " + "; ".join(parts)
-    if outcome.empty:
+    undecided = outcome.undecided
+    if outcome.empty and not outcome.failed:
         return "netcopy gate: nothing judged: " + _why_empty(outcome)
-    text = f"netcopy gate: no regression in {_plural(outcome.compared, 'benchmark')}"
-    extras = []
-    if improvements:
-        extras.append(_counted_where(improvements, "improvement"))
-    if outcome.not_comparable:
-        extras.append(f"{len(outcome.not_comparable)} not comparable")
-    if outcome.speed_changed:
-        extras.append(f"{unjudged} measured at another machine speed: rerun to judge them")
-    return text + (f" ({'; '.join(extras)})" if extras else "")
+    parts = []
+    if regressions:
+        parts.append(_counted_where(regressions, "regression"))
+    if outcome.two_sided and improvements and outcome.failed:
+        parts.append(
+            f"{_counted_where(improvements, 'improvement')} (two-sided: refresh the baseline)"
+        )
+    if not parts:
+        text = f"no regression in {_plural(len(outcome.passed_benchmarks), 'benchmark')}"
+        if improvements:
+            text += f" ({_counted_where(improvements, 'improvement')})"
+        parts.append(text)
+    if undecided:
+        parts.append(_undecided_where(undecided, outcome.strict))
+    return "netcopy gate: " + "; ".join(parts)
 
 
 def _why_empty(outcome: GateOutcome) -> str:
@@ -122,7 +182,9 @@ def _why_empty(outcome: GateOutcome) -> str:
         return "no benchmark is in both runs"
     if not outcome.rows:
         return f"no rule applies to the {benchmarks} in both runs"
-    return f"all {_plural(len(outcome.rows), 'row')} of {benchmarks} not comparable"
+    if all(r.verdict == NOT_COMPARABLE for r in outcome.rows):
+        return f"all {_plural(len(outcome.rows), 'row')} of {benchmarks} not comparable"
+    return f"all {_plural(len(outcome.rows), 'row')} of {benchmarks} undecided or not comparable"
 
 
 def table(outcome: GateOutcome, fmt: str = "simple") -> str:

@@ -1,5 +1,6 @@
-"""The statistic of the gate: a two-sided Mann-Whitney U test, and whether a change
-between two sets of per-round samples is significant.
+"""The statistic of the gate: a two-sided Mann-Whitney U test, whether a change
+between two sets of per-round samples is significant, the distribution-free interval
+on the change, and the smallest change the rounds' noise lets a comparison see.
 
 The exact permutation distribution (ties handled with midranks) for small
 samples, the normal approximation with tie and continuity correction above
@@ -8,15 +9,23 @@ samples, the normal approximation with tie and continuity correction above
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 __all__ = [
     "EXACT_MAX_N",
+    "POWER",
     "MannWhitney",
     "Significance",
+    "detectable_change",
     "mann_whitney_u",
+    "robust_scale",
+    "shift_interval",
     "significance",
     "smallest_p",
 ]
@@ -151,3 +160,109 @@ def significance(old: Sequence[float], new: Sequence[float], alpha: float) -> Si
         return Significance(None, f"n/a: {n}+{m} rounds, too few for p < {alpha:g}", True)
     mw = mann_whitney_u(old, new)
     return Significance(mw.p_value, f"{mw.method}, {n}+{m} rounds", mw.p_value < alpha)
+
+
+# ---------------------------------------------------------------------------
+# The interval on the change, and the smallest change a comparison could see
+
+
+@functools.lru_cache(maxsize=256)
+def _u_cdf(n: int, m: int) -> tuple[int, ...]:
+    """Cumulative counts of the Mann-Whitney U statistic of n and m distinct values under
+    the null hypothesis: ``cdf[u]`` subsets have U <= u, of comb(n+m, n).
+
+    The counts are the coefficients of the Gaussian binomial [n+m choose n]_q, built as
+    prod_{i=1..n} (1 - q^(m+i)) / (1 - q^i): a multiplication and a division (a strided
+    prefix sum) per factor, exact in integers.
+    """
+    size = n * m + 1
+    poly = [1] + [0] * (size - 1)
+    for i in range(1, n + 1):
+        for u in range(size - 1, m + i - 1, -1):  # times (1 - q^(m+i))
+            poly[u] -= poly[u - m - i]
+        for u in range(i, size):  # divided by (1 - q^i)
+            poly[u] += poly[u - i]
+    return tuple(itertools.accumulate(poly))
+
+
+def _rank_k(n: int, m: int, alpha: float) -> int:
+    """The order statistic of the n*m pairwise differences that bounds the two-sided
+    1 - alpha interval: the largest k with P(U <= k - 1) <= alpha / 2 (0: none)."""
+    if n * m <= EXACT_INTERVAL_MAX_PAIRS:
+        cdf = _u_cdf(min(n, m), max(n, m))
+        total = cdf[-1]
+        k = 0
+        while k < len(cdf) and cdf[k] * 2 <= alpha * total:
+            k += 1
+        return k
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    return max(0, math.floor(n * m / 2 - z * math.sqrt(n * m * (n + m + 1) / 12)))
+
+
+#: up to this many pairs of rounds the interval's order statistic is exact
+EXACT_INTERVAL_MAX_PAIRS = 10_000
+
+
+def shift_interval(
+    old: Sequence[float], new: Sequence[float], alpha: float, *, ratio: bool
+) -> tuple[float, float] | None:
+    """The distribution-free 1 - alpha confidence interval for the shift of ``new``
+    against ``old`` (the Hodges-Lehmann / Mann-Whitney construction): order statistics
+    k and n*m + 1 - k of the pairwise differences, k from the exact null distribution of
+    U (normal approximation beyond ``EXACT_INTERVAL_MAX_PAIRS``).
+
+    ``ratio``: of the logarithms (a change by a factor), returned as relative changes
+    (``new / old - 1``); all values must be positive. None when the samples are too
+    few for any interval at this level (it would be unbounded).
+    """
+    n, m = len(old), len(new)
+    if n == 0 or m == 0:
+        return None
+    k = _rank_k(n, m, alpha)
+    if k < 1:
+        return None
+    if ratio:
+        xs, ys = [math.log(v) for v in old], [math.log(v) for v in new]
+    else:
+        xs, ys = list(old), list(new)
+    diffs = sorted(y - x for y in ys for x in xs)
+    low, high = diffs[k - 1], diffs[n * m - k]
+    if ratio:
+        return math.expm1(low), math.expm1(high)
+    return low, high
+
+
+#: the power at which the smallest detectable change is given
+POWER = 0.8
+#: the Mann-Whitney test's efficiency against the t test on normal data is 3/pi
+_RANK_EFFICIENCY = math.sqrt(math.pi / 3)
+
+
+def robust_scale(values: Sequence[float]) -> float:
+    """The median absolute deviation, scaled to estimate a normal standard deviation."""
+    mid = statistics.median(values)
+    return 1.4826 * statistics.median(abs(v - mid) for v in values)
+
+
+def detectable_change(
+    old: Sequence[float], new: Sequence[float], alpha: float, *, ratio: bool, direction: int
+) -> float | None:
+    """The smallest change the bad way (``direction`` +1: a rise, -1: a drop) a two-sided
+    Mann-Whitney test at ``alpha`` finds with 80% power at the rounds' noise (the
+    pooled MAD scale of both sides, on the logarithms for ``ratio``), as a relative change
+    for ``ratio`` (positive: its size) else in the values' units. None with fewer than
+    two rounds on a side."""
+    n, m = len(old), len(new)
+    if n < 2 or m < 2:
+        return None
+    xs = [math.log(v) for v in old] if ratio else list(old)
+    ys = [math.log(v) for v in new] if ratio else list(new)
+    pooled = math.sqrt(
+        ((n - 1) * robust_scale(xs) ** 2 + (m - 1) * robust_scale(ys) ** 2) / (n + m - 2)
+    )
+    normal = NormalDist()
+    z = normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(POWER)
+    shift = z * pooled * math.sqrt(1 / n + 1 / m) * _RANK_EFFICIENCY
+    if not ratio:
+        return shift
+    return math.expm1(shift) if direction > 0 else -math.expm1(-shift)
