@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_RULES",
     "DEFAULT_SPEED_TOLERANCE",
+    "MIN_MATCHED_ROUNDS",
     "SPEED_INDEPENDENT",
     "SPEED_REASON",
     "parse_speed_tolerance",
@@ -60,6 +61,12 @@ ABSOLUTE_RULES_EXAMPLE = "throughput_gbps:-10% cpu_ns_per_byte:+10% syscalls_per
 #: fewer; the price is benchmarks left unjudged on their speed figures (25, 33,
 #: 38 of 60 per comparison on that VM; none on a steady machine).
 DEFAULT_SPEED_TOLERANCE = 0.05
+#: The speed guard by rounds (gate/speed.py): the fewest rounds of each run whose
+#: controls ran within the tolerance of one another for the speed figures to be
+#: judged on those rounds. 5 + 5 is the least with which the exact two-sided
+#: Mann-Whitney U test can reach p < 0.01 (2/252 = 0.0079); docs/gate.md has the
+#: counts it gave.
+MIN_MATCHED_ROUNDS = 5
 #: metrics that do not come from the speed of the measured rounds (the untimed
 #: passes' user-mode CPU time and syscall counts): judged at any speed
 SPEED_REASON = "the machine ran at another speed"
