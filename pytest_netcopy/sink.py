@@ -1,9 +1,6 @@
-"""The receiver: ``python -m pytest_netcopy.sink``.
-
-Standard library only, importing nothing from the package (one file to ship);
-the package imports the wire format from here. The protocol, the records to
-the parent and the defences against strangers: docs/wire-protocol.md.
-"""
+"""The receiver: ``python -m pytest_netcopy.sink``. Standard library only, importing nothing
+from the package (one file to ship; Python 3.8+); the package imports the wire format from
+here. The protocol, the records, the defences against strangers: docs/wire-protocol.md."""
 
 from __future__ import annotations
 
@@ -45,9 +42,7 @@ STATUS_MAGIC = b"NCS1"
 END_CLEAN, END_SURPLUS, END_TORN_HEADER, END_MID_ROUND = 0, 1, 2, 3  # texts: records.py
 RECORD_SIZE = ACK.size
 ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
-
-#: a message's stamp is its sequence number on the connection, mod 2**32
-STAMP_MASK = 0xFFFFFFFF
+STAMP_MASK = 0xFFFFFFFF  # a message's stamp: its sequence number on the connection, mod 2**32
 
 
 def check_size(size: int) -> None:
@@ -235,12 +230,8 @@ class Connection(threading.Thread):
         set_socket_timeouts(self.sock, self.timeout)
         self.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), capacity))
         stream = _Stream(conn_id, size, capacity)
-        while True:
-            header = self.round_header(conn_id)
-            if header is None:
-                return
-            round_no, count = header
-            self.receive_round(stream, round_no, count)
+        while (header := self.round_header(conn_id)) is not None:
+            self.receive_round(stream, *header)
 
     def handshake(self) -> tuple[int, int] | None:
         """The HELLO's (conn id, size), by one deadline; None (logged) when refused."""
@@ -266,10 +257,7 @@ class Connection(threading.Thread):
         """The next ROUND's (round number, messages); None (END reported) when the stream ends."""
         sock = self.sock
         header = bytearray()
-        while len(header) < ROUND.size:
-            chunk = sock.recv(ROUND.size - len(header))
-            if not chunk:
-                break
+        while len(header) < ROUND.size and (chunk := sock.recv(ROUND.size - len(header))):
             header += chunk
         if not header:
             self.report(END.pack(END_MAGIC, conn_id, END_CLEAN, 0))
@@ -336,12 +324,18 @@ class _Stream:
         self.view = memoryview(self.buf)
 
 
+def machine_facts() -> dict[str, object]:
+    """This host: kernel, CPU model and count, Python."""
+    model = None
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    return {"kernel_release": os.uname().release, "cpu_model": model,
+            "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}  # fmt: skip
+
+
 def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # stdin EOF below still ends the sink
+    with contextlib.suppress(OSError, AttributeError):  # else stdin EOF still ends the sink
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _watch_stdin(door: Door) -> None:
@@ -354,19 +348,23 @@ def _watch_stdin(door: Door) -> None:
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The options; --hello-timeout, --max-pending and --host ssh: docs/wire-protocol.md."""
     parser = argparse.ArgumentParser(prog="python -m pytest_netcopy.sink", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="0 picks an ephemeral port")
-    parser.add_argument("--recv-buffer", type=int, default=DEFAULT_RECV_BUFFER, metavar="BYTES")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
-    parser.add_argument("--cpus", default="", help="comma list of CPUs to pin to")
-    # a connection's whole HELLO, by one deadline; default: the timeout, at most 10 s
-    parser.add_argument("--hello-timeout", type=float, default=None, metavar="SECONDS")
-    # connections without a HELLO yet, the oldest cut first; default 64, at most 1/4 of the fds
-    parser.add_argument("--max-pending", type=int, default=0, metavar="N")
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on; ssh: SSH_CONNECTION's server")
+    add("--port", type=int, default=0, help="0 picks an ephemeral port")
+    add("--recv-buffer", type=int, default=DEFAULT_RECV_BUFFER, metavar="BYTES")
+    add("--timeout", type=float, default=60.0, metavar="SECONDS")
+    add("--cpus", default="", help="comma list of CPUs to pin to (last: the last CPU)")
+    add("--hello-timeout", type=float, default=None, metavar="SECONDS")
+    add("--max-pending", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
     if args.hello_timeout is None:
         args.hello_timeout = min(args.timeout, 10.0)
+    if args.host == "ssh":
+        args.host = [*os.environ.get("SSH_CONNECTION", "").split(), "", "", ""][2]
+        if not args.host:
+            parser.error("--host ssh: no SSH_CONNECTION here (not started by sshd)")
     return args
 
 
@@ -383,13 +381,17 @@ def main(argv: list[str] | None = None) -> int:
         print("netcopy-sink: expected a 32-hex-digit token on stdin", file=sys.stderr)
         return 2
     if args.cpus:
-        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        last = max(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {last if c == "last" else int(c) for c in args.cpus.split(",")})
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     listener = socket.create_server((args.host, args.port), family=family, backlog=128)
     door = Door(listener, args, token)
     threading.Thread(target=_watch_stdin, args=(door,), daemon=True).start()
     ready = {"port": listener.getsockname()[1], "pid": os.getpid(), "recv_buffer": args.recv_buffer}
-    print(json.dumps({**ready, "cpus": sorted(os.sched_getaffinity(0))}), flush=True)
+    probe = globals().get("link_facts")  # shipped to a peer with instruments/link.py
+    facts = {"machine": machine_facts(), "link": probe(args.host) if probe else None}
+    ready.update(host=args.host, cpus=sorted(os.sched_getaffinity(0)), **facts)
+    print(json.dumps(ready), flush=True)
     door.accept_forever()
     return 0  # pragma: no cover - the loop ends only with the process
 

@@ -182,6 +182,7 @@ class BenchmarkRun:
             round_target_seconds=self.settings.round_time,
             tcp_congestion=opened.pool.congestion_used,
             zerocopy=zerocopy_totals(self.zerocopy_before, self.zerocopy_after),
+            peer=not self.sink.local_threads,
         )
         counters = counter_figures(
             opened.counters.per_round, self.rounds, measured.bytes_per_round, self.syscalls

@@ -15,11 +15,13 @@ import pytest
 
 from pytest_netcopy.bench.run import BenchmarkRun
 from pytest_netcopy.bench.settings import Settings
+from pytest_netcopy.instruments.link import route_facts
 from pytest_netcopy.results.schema import group_id
 from pytest_netcopy.send.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
 from pytest_netcopy.sink import check_size
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.local import SinkProcess
+from pytest_netcopy.transport.pipe import PipePeer
 from pytest_netcopy.transport.placement import Placement
 
 
@@ -31,6 +33,8 @@ class NetcopySession:
     registry: ModeRegistry
     placement: Placement
     sink: SinkProcess | None = None
+    #: the last peer started (its facts outlive close)
+    peer_used: SinkProcess | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     hints: set[str] = field(default_factory=set)
     #: how a failed transfer reads to the user: the plugin names its options here
@@ -38,13 +42,34 @@ class NetcopySession:
 
     def get_sink(self) -> SinkProcess:
         if self.sink is None:
-            self.sink = SinkProcess(
-                timeout=self.settings.timeout,
-                recv_buffer=self.settings.recv_buffer,
-                cpus=self.placement.sink_cpus if self.placement.pinned else (),
-            )
+            self.sink = self.peer_used = self._new_peer()
         self.sink.ensure_running()
         return self.sink
+
+    def _new_peer(self) -> SinkProcess:
+        """The peer the settings ask for: a pipe peer with ``peer`` set, else a local sink."""
+        s = self.settings
+        if s.peer:
+            return PipePeer(
+                command=s.peer, python=s.peer_python, address=s.peer_address,
+                cpus=s.peer_cpus, timeout=s.timeout, recv_buffer=s.recv_buffer,
+            )  # fmt: skip
+        return SinkProcess(
+            timeout=s.timeout,
+            recv_buffer=s.recv_buffer,
+            cpus=self.placement.sink_cpus if self.placement.pinned else (),
+        )
+
+    def peer_facts(self, placement: dict[str, object]) -> dict[str, Any]:
+        """``machine_info["netcopy"]`` ``peer`` (None: a local sink) and ``link`` for both ends;
+        the peer's CPUs go into ``placement``."""
+        sink = self.peer_used
+        address = sink.host if sink is not None else "127.0.0.1"
+        near = route_facts(address)
+        if not isinstance(sink, PipePeer):
+            return {"peer": None, "link": {"sender": near, "peer": near}}
+        placement["peer_cpus"] = sink.peer_cpus
+        return {"peer": sink.peer_info(), "link": {"sender": near, "peer": sink.link}}
 
     def refused_strangers(self) -> int:
         """Connections the session's sinks refused without the token (asks a running sink)."""

@@ -35,3 +35,10 @@ class Settings:
     user_rounds: int
     #: "bare_send" or "none"
     control: str
+    #: a command prefix that runs the sink on the receiving host ("": the local sink)
+    peer: str = ""
+    peer_python: str = "python3"
+    #: where the peer's sink listens ("": an ssh peer's SSH_CONNECTION server address)
+    peer_address: str = ""
+    #: the peer's CPUs for the sink ("": its last CPU)
+    peer_cpus: str = ""

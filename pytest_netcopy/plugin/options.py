@@ -12,6 +12,7 @@ reads those).
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from pytest_netcopy.plugin.parsers import (
     timeout,
 )
 from pytest_netcopy.sink import DEFAULT_RECV_BUFFER
+from pytest_netcopy.transport.pipe import is_ssh, parse_address, parse_cpus, parse_peer
 
 __all__ = [
     "OPTIONS",
@@ -126,6 +128,18 @@ BENCH_SPECS: tuple[Spec, ...] = (
          "same connections around every measured round; the *_vs_control figures divide by "
          "it, so what the machine is doing at the time cancels out. none: no control (about "
          "40% less time)"),
+    Spec("peer", parse_peer, "", "COMMAND",
+         "run the sink on another host through a command that gives it a pipe, e.g. "
+         "'ssh -T user@host', 'ip netns exec NS', 'kubectl exec -i POD --' (see "
+         "docs/remote-peer.md); nothing is installed there; empty: a local sink"),
+    Spec("peer_python", stripped, "python3", "PYTHON",
+         "the Python the peer command runs (3.8 or newer; words allowed, e.g. 'python3 -I')"),
+    Spec("peer_address", parse_address, "", "HOST",
+         "the peer's IPv4 or IPv6 address the senders connect to; its sink listens only there. "
+         "Required with --netcopy-peer, except over ssh (default: the server address of the "
+         "session's SSH_CONNECTION)"),
+    Spec("peer_cpus", parse_cpus, "", "LIST",
+         "the peer's CPUs the sink is pinned to (comma list); empty: its last CPU"),
 )  # fmt: skip
 
 #: the regression gate's (see docs/gate.md and plugin/gatesettings.py)
@@ -272,4 +286,11 @@ def resolve(config: pytest.Config) -> tuple[Settings, dict[str, str]]:
     for spec in BENCH_SPECS:
         values[spec.name], source = resolve_spec(config, spec)
         sources[spec.name] = source.phrase
-    return Settings(**values), sources
+    settings = Settings(**values)
+    if settings.peer and not settings.peer_address and not is_ssh(shlex.split(settings.peer)):
+        raise pytest.UsageError(
+            f"{sources['peer']}={settings.peer!r} needs --netcopy-peer-address=HOST (the "
+            "peer's address the senders can reach; only an ssh peer defaults to its "
+            "SSH_CONNECTION server address)"
+        )
+    return settings, sources

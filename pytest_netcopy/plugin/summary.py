@@ -23,6 +23,7 @@ def netcopy_machine_info(session: NetcopySession) -> dict[str, Any]:
     facts = machine_facts()
     facts.update(perf_machine_info())
     facts["placement"] = session.placement.as_dict()
+    facts.update(session.peer_facts(facts["placement"]))  # issue 14: the peer and the link
     return facts
 
 

@@ -39,8 +39,14 @@ class MachineFact:
 KERNEL_RELEASE = MachineFact("kernel_release", ("release",))
 CPU_MODEL = MachineFact("cpu_model", ("cpu", "brand_raw"))
 CPU_COUNT = MachineFact("cpu_count", ("cpu", "count"))
+#: the link's facts (issue 14), both ends: a different link is a different machine
+LINK_FACTS = tuple(
+    MachineFact(f"link.{end}.{key}", ())
+    for end in ("sender", "peer")
+    for key in ("interface", "mtu", "driver", "speed", "sg", "tso", "gso", "gro", "tx-checksumming")
+)
 #: the facts whose difference makes two runs come from different machines
-COMPARED_FACTS = (KERNEL_RELEASE, CPU_MODEL, CPU_COUNT)
+COMPARED_FACTS = (KERNEL_RELEASE, CPU_MODEL, CPU_COUNT, *LINK_FACTS)
 
 
 def netcopy_facts(machine_info: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -52,7 +58,9 @@ def netcopy_facts(machine_info: Mapping[str, Any]) -> Mapping[str, Any]:
 def recorded_fact(machine_info: Mapping[str, Any], fact: MachineFact) -> Any:
     """The fact as recorded: netcopy's value, else (absent or null) pytest-benchmark's,
     else None."""
-    value: Any = netcopy_facts(machine_info).get(fact.key)
+    value: Any = netcopy_facts(machine_info)
+    for part in fact.key.split("."):  # link.sender.mtu: a nested fact
+        value = value.get(part) if isinstance(value, Mapping) else None
     if value is None:
         value = machine_info
         for part in fact.fallback:

@@ -52,6 +52,8 @@ class Setup:
     tcp_congestion: str
     #: the zero-copy senders' totals over the measured rounds (zero_copy only)
     zerocopy: Mapping[str, int] | None = None
+    #: the sink ran on another host through a peer command (--netcopy-peer)
+    peer: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class BenchmarkRecord:
             "sink_recv_buffer": s.sink_recv_buffer,
             "tcp_nodelay": s.tcp_nodelay,
             "round_target_seconds": s.round_target_seconds,
+            "peer": s.peer,
         }
         if s.zerocopy is not None:
             info["zerocopy"] = dict(s.zerocopy)

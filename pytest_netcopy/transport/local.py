@@ -3,20 +3,61 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pytest_netcopy import sink as wire
 from pytest_netcopy.transport.errors import TransferError
 from pytest_netcopy.transport.peer import Peer
-from pytest_netcopy.transport.records import RecordReader, read_report
+from pytest_netcopy.transport.records import RecordReader, SinkReport
+
+
+def read_report_line(reader: RecordReader, timeout: float) -> dict[str, Any]:
+    """The start-up report (one JSON line) ahead of the records; what follows stays pending.
+
+    Raises ValueError (no line in time, or not a JSON object) or EOFError.
+    """
+    deadline = time.monotonic() + timeout
+    pending = reader._pending  # the reader keeps what came after the line
+    while b"\n" not in pending:
+        left = deadline - time.monotonic()
+        ready = select.select([reader.fd], [], [], left)[0] if left > 0 else []
+        if not ready:
+            raise ValueError("no ready line")
+        chunk = os.read(reader.fd, 65536)
+        if not chunk:
+            raise EOFError("the pipe closed before the ready line")
+        pending += chunk
+    end = pending.index(b"\n")
+    line = bytes(pending[:end])
+    del pending[: end + 1]
+    info = json.loads(line)
+    if not isinstance(info, dict):
+        raise ValueError(f"a start-up report that is not an object: {line[:80]!r}")
+    return info
+
+
+def parse_report(info: dict[str, Any]) -> SinkReport:
+    """The start-up report's figures (ValueError naming a missing one)."""
+    try:
+        return SinkReport(
+            port=int(info["port"]),
+            pid=int(info["pid"]),
+            recv_buffer=int(info["recv_buffer"]),
+            cpus=[int(c) for c in info["cpus"]],
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"a start-up report without {exc}") from None
 
 
 class SinkProcess(Peer):
@@ -65,35 +106,55 @@ class SinkProcess(Peer):
             cmd += ["--cpus", ",".join(map(str, self.cpus))]
         return cmd
 
-    def start(self) -> None:
-        self.token = secrets.token_bytes(wire.TOKEN_LEN)
-        # owned by this object until close(): not a with-block's worth of life
-        self._log = tempfile.TemporaryFile(prefix="netcopy-sink-", suffix=".log")  # noqa: SIM115
+    def popen_args(self) -> list[str]:
+        """What runs here (a pipe peer quotes the remote part for ssh)."""
+        return self.command()
+
+    def environment(self) -> dict[str, str]:
+        """The sink's environment: this one, with the package importable."""
         package_parent = str(Path(__file__).resolve().parent.parent.parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_parent, env.get("PYTHONPATH", "")) if p
         )
+        return env
+
+    def preamble(self) -> bytes:
+        """What goes down the sink's stdin before the token (a pipe peer: the sink's source)."""
+        return b""
+
+    def start(self) -> None:
+        self.token = secrets.token_bytes(wire.TOKEN_LEN)
+        # owned by this object until close(): not a with-block's worth of life
+        self._log = tempfile.TemporaryFile(prefix="netcopy-sink-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.command(),
+            self.popen_args(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=env,
+            env=self.environment(),
         )
         self.starts += 1
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._records = RecordReader(self.proc.stdout.fileno())
         try:
-            self.proc.stdin.write(self.token.hex().encode() + b"\n")
+            self.proc.stdin.write(self.preamble() + self.token.hex().encode() + b"\n")
             self.proc.stdin.flush()
-            report = read_report(self.proc.stdout, min(self.timeout, 30.0))
-        except (OSError, ValueError) as exc:
+            info = read_report_line(self._records, min(self.timeout, 30.0))
+            report = parse_report(info)
+        except (OSError, ValueError, EOFError) as exc:
             detail = self.describe_death() if not self.alive() else f"{exc} in time"
             self.close()
-            raise TransferError(f"the netcopy sink did not start: {detail}") from None
+            raise TransferError(self.failed_start(detail)) from None
         self.port = report.port
         self.recv_buffer = report.recv_buffer
+        self.accept_report(report, info)
+
+    def failed_start(self, detail: str) -> str:
+        return f"the netcopy sink did not start: {detail}"
+
+    def accept_report(self, report: SinkReport, info: dict[str, Any]) -> None:
+        """Keep what the start-up report says (a local sink: its CPUs are this machine's)."""
         self.cpus = report.cpus
 
     def log_tail(self, limit: int = 2000) -> str:

@@ -37,6 +37,8 @@ class Peer(ABC):
         self.token = b""
         #: CPUs of this machine the sink is pinned to; empty when not pinned or not here
         self.cpus: list[int] = []
+        #: whether the sink's thread ids are this machine's (the syscall pass attaches to them)
+        self.local_threads = True
         #: how many times a sink was started
         self.starts = 0
         self._next_conn = 0
