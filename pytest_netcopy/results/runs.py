@@ -21,6 +21,7 @@ from typing import Any
 
 from pytest_netcopy.results.machine import netcopy_facts
 from pytest_netcopy.results.schema import REQUIRED_KEYS, SCHEMA_VERSION
+from pytest_netcopy.results.validate import duplicate, problem, shown
 
 
 class RunFileError(Exception):
@@ -102,6 +103,11 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         for index, bench in enumerate(data["benchmarks"])
         if (result := _result(p, index, bench)) is not None
     ]
+    seen: dict[tuple[str, int, int], str] = {}
+    for result in results:
+        twice = duplicate(result.key, result.name, seen)
+        if twice is not None:
+            raise _fail(p, f"benchmark {result.name}: {twice}")
     if not results:
         raise _fail(
             p,
@@ -137,6 +143,8 @@ def _read_json(p: Path) -> dict[str, Any]:
         raise _fail(
             p, f"is not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}"
         ) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of over 4300 digits
+        raise _fail(p, f"is not usable JSON: {shown(str(exc))}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise _fail(
             p,
@@ -153,10 +161,12 @@ def _result(p: Path, index: int, bench: object) -> Result | None:
     extra = bench.get("extra_info")
     if not isinstance(extra, dict) or "netcopy_schema" not in extra:
         return None  # a benchmark of some other suite: not ours to read
-    name = str(bench.get("name", f"benchmarks[{index}]"))
+    name = _name(bench, index)
     schema = extra.get("netcopy_schema")
-    if not isinstance(schema, int) or schema < 1:
-        raise _fail(p, f"benchmark {name}: netcopy_schema={schema!r}, expected an integer >= 1")
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise _fail(
+            p, f"benchmark {name}: netcopy_schema={shown(schema)}: expected an integer >= 1"
+        )
     if schema > SCHEMA_VERSION:
         raise _fail(
             p,
@@ -166,8 +176,9 @@ def _result(p: Path, index: int, bench: object) -> Result | None:
     missing = [k for k in REQUIRED_KEYS if k not in extra]
     if missing:
         raise _fail(p, f"benchmark {name}: extra_info lacks {', '.join(missing)}")
-    if not isinstance(extra.get("rounds"), dict):
-        raise _fail(p, f"benchmark {name}: extra_info.rounds is not an object")
+    wrong = problem(extra)
+    if wrong is not None:
+        raise _fail(p, f"benchmark {name}: {wrong}")
     stats = bench.get("stats")
     return Result(
         name=name,
@@ -175,3 +186,11 @@ def _result(p: Path, index: int, bench: object) -> Result | None:
         extra=extra,
         stats=stats if isinstance(stats, dict) else {},
     )
+
+
+def _name(bench: Mapping[str, Any], index: int) -> str:
+    """The benchmark's name for messages: as written when a printable string, else shown."""
+    name = bench.get("name", f"benchmarks[{index}]")
+    if isinstance(name, str) and name.isprintable() and name.strip():
+        return name
+    return f"benchmarks[{index}] (name {shown(name)})"
