@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import netns
 import pytest
 from _support import perf_fds
 
@@ -26,3 +27,16 @@ def no_leaked_perf_fds() -> Iterator[None]:
     before = perf_fds()
     yield
     assert perf_fds() <= before, "perf fds left open"
+
+
+@pytest.fixture(scope="session")
+def two_hosts() -> Iterator[netns.TwoHosts]:
+    """A network namespace and a veth pair (tests/netns.py), removed at the end."""
+    reason = netns.why_not()
+    if reason:
+        pytest.skip(reason)
+    hosts = netns.build()
+    try:
+        yield hosts
+    finally:
+        netns.remove(hosts.ns)

@@ -143,6 +143,9 @@ class SinkProcess(Peer):
             info = read_report_line(self._records, min(self.timeout, 30.0))
             report = parse_report(info)
         except (OSError, ValueError, EOFError) as exc:
+            if isinstance(exc, OSError | EOFError):  # the pipe closed: the command is ending
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=2)
             detail = self.describe_death() if not self.alive() else f"{exc} in time"
             self.close()
             raise TransferError(self.failed_start(detail)) from None

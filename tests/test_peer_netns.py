@@ -1,0 +1,127 @@
+"""The sink on a second host built from a network namespace (tests/netns.py), through
+``ip netns exec``: the sweep, a delayed link, a killed peer, a link set down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+from _support import FAST, SWEEP
+from netns import PEER_ADDRESS, ROOT_ADDRESS, TwoHosts
+from test_peer_unit import SYSTEM_PYTHON
+
+GRID = ("--netcopy-sizes=4096", "--netcopy-threads=1,2", "--netcopy-modes=two_copy,zero_copy")
+
+
+def peer_args(hosts: TwoHosts) -> tuple[str, ...]:
+    return (
+        f"--netcopy-peer={hosts.peer_command()}",
+        f"--netcopy-peer-python={SYSTEM_PYTHON} -I",
+        f"--netcopy-peer-address={PEER_ADDRESS}",
+    )
+
+
+def run_json(pytester: pytest.Pytester, *args: str) -> tuple[Any, dict[str, Any]]:
+    result = pytester.runpytest_subprocess(*FAST, *args, "--benchmark-json=out.json")
+    return result, json.loads((pytester.path / "out.json").read_text())
+
+
+def test_the_sweep_across_the_pair(pytester: pytest.Pytester, two_hosts: TwoHosts) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    local, local_data = run_json(pytester, *GRID)
+    local.assert_outcomes(passed=4)
+    with two_hosts.link():
+        result, data = run_json(pytester, *GRID, *peer_args(two_hosts))
+    result.assert_outcomes(passed=4)
+    local_keys = {b["name"]: set(b["extra_info"]) for b in local_data["benchmarks"]}
+    for bench in data["benchmarks"]:
+        extra = bench["extra_info"]
+        assert set(extra) == local_keys[bench["name"]]
+        assert extra["peer"] is True
+        assert extra["integrity"]["ok"] and extra["integrity"]["verified_bytes"] > 0
+        if extra["mode"] == "zero_copy":
+            zc = extra["zerocopy"]
+            assert zc["completions"] == zc["sends"] > 0, zc  # every send's completion accounted
+        sink_calls = extra["sink_syscalls_per_message"]
+        assert sink_calls["total"] is None and "peer" in str(sink_calls["not_counted"])
+    assert all(b["extra_info"]["peer"] is False for b in local_data["benchmarks"])
+    info = data["machine_info"]["netcopy"]
+    assert info["peer"]["reached_by"].startswith(f"ip netns exec {two_hosts.ns}")
+    assert info["peer"]["address"] == PEER_ADDRESS and info["peer"]["cpu_count"]
+    assert info["link"]["sender"]["interface"] == two_hosts.root_if
+    assert info["link"]["sender"]["address"] == ROOT_ADDRESS
+    assert info["link"]["peer"]["interface"] == two_hosts.peer_if
+    assert info["link"]["peer"]["mtu"] == 1500 and info["link"]["peer"]["tso"] is not None
+    assert len(info["placement"]["peer_cpus"]) == 1
+    assert two_hosts.pids() == []  # nothing left running on the peer
+
+
+def test_a_delayed_link_is_slower_and_does_not_hang(
+    pytester: pytest.Pytester, two_hosts: TwoHosts
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    args = ("--netcopy-sizes=65536", "--netcopy-threads=1", "--netcopy-modes=two_copy",
+            "--netcopy-control=none", "--netcopy-user-rounds=0", *peer_args(two_hosts))  # fmt: skip
+    with two_hosts.link():
+        fast, fast_data = run_json(pytester, *args)
+        netns_tc = ["ip", "netns", "exec", two_hosts.ns, "tc", "qdisc", "add", "dev"]
+        added = subprocess.run([*netns_tc, two_hosts.peer_if, "root", "netem", "delay", "2ms"],
+                               capture_output=True, text=True, timeout=30)  # fmt: skip
+        if "unknown" in added.stderr:
+            pytest.skip(f"this kernel has no netem qdisc (sch_netem): {added.stderr.strip()}")
+        assert added.returncode == 0, added.stderr
+        slow, slow_data = run_json(pytester, *args)
+    fast.assert_outcomes(passed=1)
+    slow.assert_outcomes(passed=1)
+    quick = fast_data["benchmarks"][0]["extra_info"]["throughput_gbps"]
+    delayed = slow_data["benchmarks"][0]["extra_info"]["throughput_gbps"]
+    assert delayed < quick * 0.8, (quick, delayed)
+
+
+KILLING_CONFTEST = """
+import subprocess
+from pytest_netcopy import FunctionMode
+
+calls = [0]
+
+def killing_send(sock, fields):
+    calls[0] += 1
+    if calls[0] == 50:
+        pids = subprocess.run(["ip", "netns", "pids", "{ns}"], capture_output=True,
+                              text=True).stdout.split()
+        {action}
+    sock.sendall(b"".join(fields))
+
+def pytest_netcopy_add_modes(registry):
+    registry.add(FunctionMode("breaking", killing_send))
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome"),
+    [
+        ("subprocess.run(['kill', '-9', *pids])", "the peer command was killed by signal 9"),
+        ("subprocess.run(['ip', 'link', 'set', '{root_if}', 'down'])", "within"),
+    ],
+    ids=["peer-killed", "link-down"],
+)
+def test_a_fault_mid_round_fails_that_benchmark_in_time(
+    pytester: pytest.Pytester, two_hosts: TwoHosts, action: str, outcome: str
+) -> None:
+    action = action.format(root_if=two_hosts.root_if)
+    pytester.makeconftest(KILLING_CONFTEST.format(ns=two_hosts.ns, action=action))
+    pytester.makepyfile(test_sweep=SWEEP)
+    args = ("--netcopy-sizes=4096", "--netcopy-threads=1", "--netcopy-modes=breaking,two_copy",
+            "--netcopy-timeout=4", "--netcopy-control=none", *peer_args(two_hosts))  # fmt: skip
+    with two_hosts.link():
+        result = pytester.runpytest_subprocess(*args, *FAST[:4], timeout=120)
+    text = result.stdout.str()
+    assert "Traceback" not in text
+    if "killed" in outcome:
+        result.assert_outcomes(failed=1, passed=1)  # the next benchmark started a new peer
+    else:
+        result.assert_outcomes(failed=2)
+    assert outcome in text, text
+    assert two_hosts.pids() == []
