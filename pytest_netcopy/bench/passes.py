@@ -1,4 +1,5 @@
-"""The untimed passes after the measured rounds: syscalls per message, user-mode CPU time.
+"""The untimed passes after the measured rounds: syscalls per message, user-mode CPU time,
+user-mode instructions per message.
 
 Each pass runs rounds of its own with an instrument on that would slow a timed
 round (a syscall tracepoint slows every syscall on the machine; a 10 kHz
@@ -8,16 +9,28 @@ The instruments only switch around a round and read; the rounds are run here.
 
 from __future__ import annotations
 
+import atexit
+import pickle
 import statistics
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_netcopy.bench.measure import SyscallFigures
+from pytest_netcopy.instruments.cachegrind import (
+    VALGRIND_HINT,
+    CachegrindServer,
+    CountError,
+    find_valgrind,
+    real_python,
+)
 from pytest_netcopy.instruments.counters import SyscallCounters
-from pytest_netcopy.instruments.perf_abi import SamplingSys
+from pytest_netcopy.instruments.instructions import EVENT as INSTRUCTIONS
+from pytest_netcopy.instruments.instructions import UserInstructions
+from pytest_netcopy.instruments.perf_abi import PerfSys, SamplingSys
 from pytest_netcopy.instruments.status import LOST, NOT_COUNTED, OK, THROTTLED, CounterValue
 from pytest_netcopy.instruments.usertime import SAMPLE_PERIOD_NS, Drained, SamplerError, UserTime
-from pytest_netcopy.results.record import UserTimeFigures
+from pytest_netcopy.results.record import UserInstructionFigures, UserTimeFigures
 from pytest_netcopy.transport.pool import SenderPool
 
 #: what the sender threads may call during a round (Python's send/sendall is sendto)
@@ -147,3 +160,120 @@ def _judge(total: Drained, per_round: list[float]) -> tuple[str, str | None]:
     if not per_round:
         return NOT_COUNTED, NO_ROUNDS_REASON
     return OK, None
+
+
+# ---------------------------------------------------------------------------
+# The instruction-count pass (user_instructions_per_message)
+
+#: messages in the first of the two counting passes (the second sends twice as many)
+INSTRUCTION_MESSAGES = 100
+#: the program the valgrind counting process runs
+COUNT_PROGRAM = "pytest_netcopy.bench.countproc"
+PMU, VALGRIND = "pmu", "valgrind-cachegrind"
+
+
+def pmu_instruction_pass(
+    pool: SenderPool, count: int, *, sys: PerfSys | None = None
+) -> UserInstructionFigures | None:
+    """Two untimed rounds of ``count`` and ``2 * count`` messages per thread with
+    user-mode ``instructions`` on the sender threads; None where there is no PMU."""
+    counted: list[tuple[float, int]] = []
+    with UserInstructions(pool.tids, sys=sys) as counter:
+        for n in (count, 2 * count):
+            with counter.region() as got:
+                result = pool.run_round(n)
+            value = got[INSTRUCTIONS]["value"]
+            if value is None:
+                return None
+            counted.append((value, result.messages))
+    (first, m1), (second, m2) = counted
+    per_message = (second - first) / (m2 - m1)
+    return UserInstructionFigures(OK, PMU, m1, 2, None, per_message)
+
+
+class InstructionCounter:
+    """Counts a mode's user-mode instructions per message under valgrind: one counting
+    process for the session (started on first use), one count per mode and size."""
+
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        which: Callable[[], str | None] = find_valgrind,
+        messages: int = INSTRUCTION_MESSAGES,
+    ) -> None:
+        self.timeout = timeout
+        self.which = which
+        self.messages = messages
+        self.server: CachegrindServer | None = None
+        self._counted: dict[tuple[bytes, int], UserInstructionFigures] = {}
+
+    def count(self, mode: object, size: int) -> UserInstructionFigures:
+        """The count of ``mode`` at ``size`` bytes per message (one connection)."""
+        try:
+            key = (pickle.dumps(mode), size)
+        except Exception as exc:
+            return self._failed(f"the mode cannot be loaded in another process: {exc}")
+        if key not in self._counted:
+            self._counted[key] = self._count(key[0], size)
+        return self._counted[key]
+
+    def _count(self, mode: bytes, size: int) -> UserInstructionFigures:
+        try:
+            server = self._server()
+            first, second = server.count(mode, size, self.messages, sys.path)
+        except CountError as exc:
+            return self._failed(str(exc))
+        per_message = (second - first) / self.messages
+        return UserInstructionFigures(OK, VALGRIND, self.messages, 2, None, per_message)
+
+    def _server(self) -> CachegrindServer:
+        if self.server is None:
+            valgrind = self.which()
+            if valgrind is None:
+                raise CountError(VALGRIND_HINT)
+            server = CachegrindServer(valgrind, real_python(), COUNT_PROGRAM, self.timeout)
+            try:
+                server.start()
+            except BaseException:
+                server.close()
+                raise
+            self.server = server
+        return self.server
+
+    def _failed(self, reason: str) -> UserInstructionFigures:
+        method = None if reason == VALGRIND_HINT else VALGRIND
+        return UserInstructionFigures(NOT_COUNTED, method, None, 2, reason, None)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+_shared: InstructionCounter | None = None
+
+
+def shared_counter(timeout: float) -> InstructionCounter:
+    """The process's one :class:`InstructionCounter` (closed at exit)."""
+    global _shared
+    if _shared is None:
+        _shared = InstructionCounter(timeout)
+        atexit.register(close_shared_counter)
+    return _shared
+
+
+def close_shared_counter() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.close()
+        _shared = None
+
+
+def instruction_pass(
+    pool: SenderPool, mode: object, size: int, count: int, counter: InstructionCounter
+) -> UserInstructionFigures:
+    """The sender's user-mode instructions per message: from the PMU on the pool's
+    threads where there is one, else from ``counter`` (valgrind)."""
+    counted = pmu_instruction_pass(pool, count)
+    return counted if counted is not None else counter.count(mode, size)

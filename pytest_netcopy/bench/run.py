@@ -25,13 +25,20 @@ from pytest_netcopy.bench.measure import (
     counter_figures,
     per_round_cpu_ns_per_byte,
 )
-from pytest_netcopy.bench.passes import syscall_pass, user_pass
+from pytest_netcopy.bench.passes import (
+    InstructionCounter,
+    instruction_pass,
+    shared_counter,
+    syscall_pass,
+    user_pass,
+)
 from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.results.record import (
     BenchmarkRecord,
     ControlFigures,
     IntegrityFailure,
     Setup,
+    UserInstructionFigures,
     UserTimeFigures,
 )
 from pytest_netcopy.send.builtin import BareSend
@@ -76,6 +83,9 @@ class BenchmarkRun:
     zerocopy_after: list[ZerocopyStats] = field(default_factory=list)
     syscalls: SyscallFigures | None = None
     user: UserTimeFigures | None = None
+    instructions: UserInstructionFigures | None = None
+    #: counts instructions without a PMU; None: the process's shared one
+    instruction_counter: InstructionCounter | None = None
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
 
     def __enter__(self) -> Self:
@@ -169,6 +179,11 @@ class BenchmarkRun:
             self.syscalls = syscall_pass(opened.pool, opened.count)
         if self.settings.user_rounds:
             self.user = user_pass(opened.pool, opened.count, self.settings.user_rounds)
+        if self.settings.instructions == "on":
+            counter = self.instruction_counter or shared_counter(self.settings.timeout)
+            self.instructions = instruction_pass(
+                opened.pool, self.mode, self.size, opened.count, counter
+            )
         opened.pool.finish_stream()
 
     def record(self) -> BenchmarkRecord:
@@ -188,7 +203,7 @@ class BenchmarkRun:
             opened.counters.per_round, self.rounds, measured.bytes_per_round, self.syscalls
         )
         control = self._control_figures(opened, counters.rounds_cpu_ns_per_byte)
-        return BenchmarkRecord(measured, setup, counters, control, self.user)
+        return BenchmarkRecord(measured, setup, counters, control, self.user, self.instructions)
 
     def _control_figures(
         self, opened: Connections, cpu: list[float | None] | None

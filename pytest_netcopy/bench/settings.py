@@ -42,3 +42,6 @@ class Settings:
     peer_address: str = ""
     #: the peer's CPUs for the sink ("": its last CPU)
     peer_cpus: str = ""
+    #: the instruction-count pass (user_instructions_per_message): "on", "off", or "auto"
+    #: (on when the gate is on; the plugin resolves it, the bench reads "auto" as off)
+    instructions: str = "off"

@@ -41,6 +41,7 @@ METRICS: Mapping[str, Mapping[str, object] | None] = {
             "cycles_per_byte", "instructions_per_byte", "ipc", "context_switches_per_mb",
             "user_cpu_ns_per_byte", "throughput_vs_control", "cpu_vs_control",
             "sink_recv_buffer", "round_target_seconds",
+            "user_instructions_per_message",
         )
     ),
     "syscalls_per_message": dict.fromkeys(_SENDER_SYSCALLS),

@@ -41,7 +41,7 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
     parse_rules(
         "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
-        "user_cpu_ns_per_byte:+25%@-zero_copy"
+        "user_cpu_ns_per_byte:+25%@-zero_copy user_instructions_per_message:+10%"
     )
 )
 
@@ -70,7 +70,12 @@ MIN_MATCHED_ROUNDS = 5
 #: metrics that do not come from the speed of the measured rounds (the untimed
 #: passes' user-mode CPU time and syscall counts): judged at any speed
 SPEED_REASON = "the machine ran at another speed"
-SPEED_INDEPENDENT = ("user_cpu_ns_per_byte", "syscalls_per_message", "sink_syscalls_per_message")
+SPEED_INDEPENDENT = (
+    "user_cpu_ns_per_byte",
+    "syscalls_per_message",
+    "sink_syscalls_per_message",
+    "user_instructions_per_message",
+)
 
 
 def parse_speed_tolerance(text: str) -> float | None:

@@ -7,6 +7,7 @@ terminal summary: plugin/summary.py; regression gate: plugin/gate.py.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -60,7 +61,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     state = PluginState(session=session, sources=sources)
     config.stash[STATE_KEY] = state
-    config.pluginmanager.register(GatePlugin(config, state), "netcopy-gate")
+    gate = GatePlugin(config, state)
+    config.pluginmanager.register(gate, "netcopy-gate")
+    if settings.instructions == "auto":  # the instruction-count pass: when the gate is on
+        session.settings = replace(settings, instructions="on" if gate.settings.enabled else "off")
     config.pluginmanager.register(XdistRefusal(config), "netcopy-xdist")
 
 

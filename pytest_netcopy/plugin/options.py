@@ -140,6 +140,10 @@ BENCH_SPECS: tuple[Spec, ...] = (
          "session's SSH_CONNECTION)"),
     Spec("peer_cpus", parse_cpus, "", "LIST",
          "the peer's CPUs the sink is pinned to (comma list); empty: its last CPU"),
+    Spec("instructions", choice("auto", "on", "off"), "auto", "auto|on|off",
+         "count the sender's user-mode instructions per message in an untimed pass "
+         "(user_instructions_per_message: from the PMU, else under valgrind; a count the "
+         "machine's speed does not move); auto: when --netcopy-gate is on"),
 )  # fmt: skip
 
 #: the regression gate's (see docs/gate.md and plugin/gatesettings.py)

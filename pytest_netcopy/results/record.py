@@ -2,7 +2,8 @@
 
 The bench computes the pieces (:class:`Throughput` from the measured rounds,
 :class:`CounterFigures` from the counters, :class:`ControlFigures` from the
-control rounds, :class:`UserTimeFigures` from the user-time pass); a
+control rounds, :class:`UserTimeFigures` from the user-time pass,
+:class:`UserInstructionFigures` from the instruction-count pass); a
 :class:`BenchmarkRecord` lays them out as pytest-benchmark's ``extra_info``
 (docs/results-schema.md). The key order is the order readers see in the JSON.
 """
@@ -183,6 +184,36 @@ class UserTimeFigures:
 
 
 @dataclass(frozen=True)
+class UserInstructionFigures:
+    """The instruction-count pass: the sender's user-mode instructions per message.
+
+    A count, not a timing: (I(2N) - I(N)) / N of two passes of N and 2N messages
+    (docs/instruction-counts.md). None unless status ``ok``.
+    """
+
+    status: str
+    #: "pmu" or "valgrind-cachegrind"; None: no way to count was available
+    method: str | None
+    #: N, the messages of the first pass (the second sends 2N)
+    messages: int | None
+    passes: int
+    reason: str | None
+    user_instructions_per_message: float | None
+
+    def to_extra_info(self) -> dict[str, Any]:
+        return {
+            "user_instructions_per_message": self.user_instructions_per_message,
+            "user_instructions": {
+                "status": self.status,
+                "method": self.method,
+                "messages": self.messages,
+                "passes": self.passes,
+                "reason": self.reason,
+            },
+        }
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     """Everything one benchmark records (docs/results-schema.md)."""
 
@@ -193,6 +224,8 @@ class BenchmarkRecord:
     control: ControlFigures | None = None
     #: None: no user-time pass
     user: UserTimeFigures | None = None
+    #: None: no instruction-count pass (--netcopy-instructions)
+    instructions: UserInstructionFigures | None = None
 
     def to_extra_info(self) -> dict[str, Any]:
         t, s = self.throughput, self.setup
@@ -225,6 +258,8 @@ class BenchmarkRecord:
             info.update(self.control.to_extra_info())
         if self.user is not None:
             info.update(self.user.to_extra_info())
+        if self.instructions is not None:
+            info.update(self.instructions.to_extra_info())
         return info
 
     def _rounds(self) -> dict[str, Any]:
