@@ -28,6 +28,7 @@ from pytest_netcopy.gate.outcome import GateOutcome
 from pytest_netcopy.gate.policy import (
     DEFAULT_ALPHA,
     DEFAULT_SPEED_TOLERANCE,
+    MIN_MATCHED_ROUNDS,
     SPEED_INDEPENDENT,
     SPEED_REASON,
 )
@@ -45,6 +46,7 @@ from pytest_netcopy.gate.row import (
 )
 from pytest_netcopy.gate.rules import Rule
 from pytest_netcopy.gate.sequential import design_alpha
+from pytest_netcopy.gate.speed import Matched, Unmatched, comparable_rounds, restrict
 from pytest_netcopy.gate.stats import detectable_change, shift_interval, significance
 from pytest_netcopy.results import schema
 from pytest_netcopy.results.machine import MachineDifference, differing_facts
@@ -85,10 +87,20 @@ def machine_differences(baseline: Run, current: Run) -> list[MachineDifference]:
 
 
 def _compare_metric(
-    bench: str, rule: Rule, base_result: Result, cur_result: Result, alpha: float
+    bench: str,
+    rule: Rule,
+    base_result: Result,
+    cur_result: Result,
+    alpha: float,
+    matched: Matched | None = None,
 ) -> Row:
-    old = metric_value(base_result, rule.metric)
-    new = metric_value(cur_result, rule.metric)
+    """One rule on one benchmark; ``matched``: only those rounds (the speed guard's)."""
+    if matched is None:
+        old = metric_value(base_result, rule.metric)
+        new = metric_value(cur_result, rule.metric)
+    else:
+        old = restrict(base_result, rule.metric, matched.baseline)
+        new = restrict(cur_result, rule.metric, matched.current)
     if old.value is None or new.value is None:
         sides = []
         if old.value is None:
@@ -113,7 +125,10 @@ def _compare_metric(
     better = -rule.direction * size > rule.limit
     level = _level(cur_result, rule.metric, alpha)
     judged = significance(old.samples, new.samples, level)
-    row = Row(bench, rule.metric, rule, base, cur, change, judged.p_value, judged.test, "")
+    test = judged.test
+    if matched is not None and matched.note():
+        test = f"{test}; {matched.note()}"
+    row = Row(bench, rule.metric, rule, base, cur, change, judged.p_value, test, "")
     if worse and judged.significant:
         return replace(row, verdict=REGRESSION, alpha=level)
     if better and judged.significant:
@@ -139,7 +154,7 @@ def _decide(row: Row, old: Sequence[float], new: Sequence[float], worse: bool) -
     if detect is not None:
         detect /= scale
     row = replace(row, interval=interval, detectable=detect)
-    seen = render.detectable_text(row)
+    seen = render.detectable_text(row, settled=False)
     if worse:
         reason = f"{BEYOND_NOT_SIGNIFICANT} (p >= {level:.2g}); {seen}"
         return replace(row, verdict=UNDECIDED, reason=reason, why=BEYOND_NOT_SIGNIFICANT)
@@ -148,7 +163,7 @@ def _decide(row: Row, old: Sequence[float], new: Sequence[float], worse: bool) -
         return replace(row, verdict=UNDECIDED, reason=reason, why=TOO_FEW_ROUNDS)
     bad = interval[1] if rule.direction > 0 else interval[0]
     if rule.direction * bad <= rule.limit:
-        return replace(row, verdict=NO_REGRESSION, reason=seen)
+        return replace(row, verdict=NO_REGRESSION, reason=render.detectable_text(row))
     reason = f"{STRADDLES}: {render.interval_text(row)}; {seen}"
     return replace(row, verdict=UNDECIDED, reason=reason, why=STRADDLES)
 
@@ -200,6 +215,19 @@ def _shared_reason(
     return f"{len(names)} benchmarks in the {side} share it: {', '.join(names)}"
 
 
+def _speed(old: Result, new: Result, tolerance: float | None) -> str | Matched | None:
+    """The speed guard: the rounds of both runs at a common control speed (gate/speed.py),
+    or why the speed figures are not judged, or None (judge everything as it is)."""
+    if tolerance is None:
+        return None
+    match = comparable_rounds(old, new, tolerance, MIN_MATCHED_ROUNDS)
+    if match is None:  # no per-round control speeds: the guard by medians
+        return _moved_reason(old, new, tolerance)
+    if isinstance(match, Unmatched):
+        return match.reason
+    return match
+
+
 def _moved_reason(old: Result, new: Result, tolerance: float | None) -> str | None:
     """Why the speed figures are not judged, when the control send's speed moved more
     than ``tolerance`` (None: never mind the speed)."""
@@ -218,18 +246,22 @@ def _compare_benchmark(
     new: Result,
     rules: Sequence[Rule],
     shared: str | None,
-    moved: str | None,
+    speed: str | Matched | None,
     alpha: float,
 ) -> list[Row]:
-    """The rows of one benchmark both runs have."""
+    """The rows of one benchmark both runs have; ``speed``: what the speed guard says
+    (:func:`_speed`), for the speed-dependent rules."""
     rows: list[Row] = []
     for rule in rules:
+        guarded = speed is not None and rule.figure not in SPEED_INDEPENDENT
         if shared is not None:
             rows.append(not_comparable(bench, rule, None, None, shared))
-        elif moved is not None and rule.figure not in SPEED_INDEPENDENT:
+        elif guarded and isinstance(speed, str):
             base = metric_value(old, rule.metric).value
             cur = metric_value(new, rule.metric).value
-            rows.append(not_comparable(bench, rule, base, cur, moved, SPEED_REASON))
+            rows.append(not_comparable(bench, rule, base, cur, speed, SPEED_REASON))
+        elif guarded and isinstance(speed, Matched):
+            rows.append(_compare_metric(bench, rule, old, new, alpha, speed))
         else:
             rows.append(_compare_metric(bench, rule, old, new, alpha))
     return rows
@@ -245,10 +277,10 @@ def judge_benchmark(
 ) -> list[Row]:
     """The rows of one benchmark, as :func:`compare_runs` judges them (``rules``: those
     that apply to it, overrides already in). What the gate asks at each look."""
-    moved = _moved_reason(old, new, speed_tolerance)
+    speed = _speed(old, new, speed_tolerance)
     key = new.key
     chosen = [r for r in rules if r.applies_to(key[0])]
-    return _compare_benchmark(benchmark_id(key), old, new, chosen, None, moved, alpha)
+    return _compare_benchmark(benchmark_id(key), old, new, chosen, None, speed, alpha)
 
 
 def compare_runs(
@@ -261,6 +293,7 @@ def compare_runs(
     overrides: Overrides | None = None,
     alpha: float = DEFAULT_ALPHA,
     speed_tolerance: float | None = DEFAULT_SPEED_TOLERANCE,
+    strict: bool = False,
 ) -> GateOutcome:
     """Compare every benchmark both runs have, under ``rules``.
 
@@ -269,7 +302,8 @@ def compare_runs(
     the same metrics. Raises MachineMismatch when ``strict_machine`` and the
     machines differ. Where a benchmark's control send changed speed by more
     than ``speed_tolerance`` (None: never mind), its speed-dependent metrics are
-    not comparable. Deterministic: same input, same outcome.
+    not comparable. ``strict``: undecided rows fail the gate too. Deterministic: same
+    input, same outcome.
     """
     differences = machine_differences(baseline, current)
     if strict_machine and differences:
@@ -284,9 +318,9 @@ def compare_runs(
             continue
         compared += 1
         shared = _shared_reason(key, old_dupes, new_dupes)
-        moved = _moved_reason(old, new, speed_tolerance)
+        speed = _speed(old, new, speed_tolerance)
         rules_here = _rules_for(key, rules, overrides)
-        rows += _compare_benchmark(benchmark_id(key), old, new, rules_here, shared, moved, alpha)
+        rows += _compare_benchmark(benchmark_id(key), old, new, rules_here, shared, speed, alpha)
     return GateOutcome(
         rows=rows,
         missing_in_current=sorted(benchmark_id(k) for k in old_index if k not in new_index),
@@ -295,4 +329,5 @@ def compare_runs(
         compared=compared,
         two_sided=two_sided,
         alpha=alpha,
+        strict=strict,
     )

@@ -110,6 +110,13 @@ def mann_whitney_u(
     u_y = n * m - u_x
     if exact is None:
         exact = big_n <= EXACT_MAX_N
+    if exact and max(ties) == 1:  # no ties: U's null distribution directly
+        cdf = _u_cdf(min(n, m), max(n, m))
+        u = round(u_x)
+        lower = cdf[u]
+        upper = cdf[-1] - (cdf[u - 1] if u > 0 else 0)
+        p = min(1.0, 2 * min(lower, upper) / cdf[-1])
+        return MannWhitney(u=u_y, p_value=p, method="exact")
     if exact:
         # group ranks in pooled order: group g spans positions start..start+size-1
         group_ranks: list[int] = []
