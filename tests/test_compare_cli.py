@@ -433,3 +433,37 @@ def test_resolve_baseline_absolute_missing_path(storage: Path) -> None:
     with pytest.raises(BaselineError) as info:
         resolve_baseline("/nonexistent.json", storage, MID)
     assert str(info.value) == "'/nonexistent.json' is not an existing file"
+
+
+# ---------------------------------------------------------------------------
+# issue 12: undecided rows are named, and fail only under --strict (exit 4)
+
+ALL_BUT_USER = "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10%"
+
+
+def test_undecided_rows_are_named_and_fail_only_under_strict(
+    netcopy: Main, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # other_machine.json counted no CPU time: cpu_vs_control is not comparable there,
+    # throughput_vs_control is judged: a comparison with undecided rows
+    args = (DATA / "baseline.json", DATA / "other_machine.json", "--gate", ALL_BUT_USER)
+    assert compare(netcopy, *args) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("netcopy gate: no regression in 2 benchmarks; ")
+    assert " undecided: two_copy-4096B-1t (cpu_vs_control: current: null (not counted)" in last
+    assert compare(netcopy, *args, "--strict") == 4
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert " undecided (fails a strict gate): two_copy-4096B-1t" in last
+    # a regression is exit 1 with or without --strict
+    assert compare(netcopy, DATA / "baseline.json", DATA / "slower.json", "--strict") == 1
+    # and with nothing undecided, --strict passes
+    assert compare(netcopy, DATA / "baseline.json", DATA / "rerun.json", "--gate", ALL_BUT_USER,
+                   "--strict") == 0  # fmt: skip
+
+
+def test_strict_is_in_the_help(netcopy: Main, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        netcopy(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--strict fail (exit 4) when a row is undecided" in out
+    assert "4: undecided under --strict" in out

@@ -1,11 +1,13 @@
 """``netcopy compare BASE NEW``: the CI gate outside pytest.
 
 Same comparison, same table and same last line as ``--netcopy-gate``.
-Exit status: 0 no regression, 1 regression (or, with ``--two-sided``, an
-improvement beyond the threshold), 2 unusable input (a file that cannot be
-read, a bad rule, an unknown metric or mode, an unknown table format,
-machines that differ under ``--strict-machine``), 3 nothing judged (no
-benchmark in both runs, or every row not comparable; 0 with ``--allow-empty``).
+Exit status: 0 no regression (undecided rows named on the last line), 1
+regression (or, with ``--two-sided``, an improvement beyond the threshold), 2
+unusable input (a file that cannot be read, a bad rule, an unknown metric or
+mode, an unknown table format, machines that differ under
+``--strict-machine``), 3 nothing judged (no benchmark in both runs, or every
+row undecided or not comparable; 0 with ``--allow-empty``), 4 undecided rows
+under ``--strict`` and no regression (a regression is 1 all the same).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def register(subparsers: Any) -> None:
         description="Compare NEW with BASE benchmark by benchmark (matched by mode, size and "
         "threads) and metric by metric. A change is a regression when it goes the rule's bad way "
         "by more than the rule's threshold AND a Mann-Whitney U test on the per-round samples "
-        "says it is significant. Exit status 0: no regression; 1: regression; 2: bad input; "
-        "3: nothing judged.",
+        "says it is significant; no regression when the interval on the change stays within "
+        "the threshold; else undecided. Exit status 0: no regression; 1: regression; 2: bad "
+        "input; 3: nothing judged; 4: undecided under --strict.",
     )
     parser.add_argument(
         "base",
@@ -97,6 +100,13 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit 0 when nothing was judged (no benchmark in both runs, or every row 'not "
         "comparable'), e.g. for a first run. Default: off (exit 3)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 4) when a row is undecided (its interval reaches beyond the "
+        "threshold, too few rounds, another machine speed, not comparable) and nothing "
+        "regressed. Default: off (undecided rows are named on the last line, exit 0)",
     )
     parser.add_argument(
         "--speed-tolerance",
@@ -162,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             two_sided=args.two_sided,
             strict_machine=args.strict_machine,
             speed_tolerance=tolerance,
+            strict=args.strict,
         )
     except MachineMismatch as exc:
         return error("compare", str(exc))
@@ -169,12 +180,20 @@ def run(args: argparse.Namespace) -> int:
     return _show(outcome, args.format, args.allow_empty)
 
 
+#: the exit status of undecided rows under --strict when nothing regressed
+EXIT_UNDECIDED = 4
+
+
 def _show(outcome: GateOutcome, fmt: str, allow_empty: bool) -> int:
-    """Print the comparison; the exit status (0, 1, or 3 when nothing was judged)."""
+    """Print the comparison; the exit status (0, 1, 3 when nothing was judged, 4 when
+    undecided under --strict)."""
     text = outcome.render(fmt)
     if not outcome.empty:
         print(text)
-        return 1 if outcome.failed else 0
+        if not outcome.failed:
+            return 0
+        regressed = any(not r.undecided for r in outcome.failing)
+        return 1 if regressed else EXIT_UNDECIDED
     if allow_empty:
         print(f"{text} (allowed by --allow-empty)")
         return 0

@@ -157,7 +157,7 @@ def summary(outcome: GateOutcome) -> str:
     and undecided counted, the undecided named with why."""
     regressions, improvements = outcome.regressions, outcome.improvements
     undecided = outcome.undecided
-    if outcome.empty and not outcome.failed:
+    if outcome.empty:  # (then nothing regressed: only a strict gate's undecided fail)
         return "netcopy gate: nothing judged: " + _why_empty(outcome)
     parts = []
     if regressions:
