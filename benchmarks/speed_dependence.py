@@ -11,14 +11,17 @@ and any full sweeps of the same code given as files. Prints:
    ``cpu_vs_control`` move with the control's speed (the slope of log ratio on
    log control speed, per round: within runs, each run's rounds about its own
    means, and across runs, run medians against run medians), with the range of
-   control speeds seen;
+   control speeds seen. (Within a run the slope of ``throughput_vs_control``
+   leans negative by construction: a control round's own noise divides into
+   the ratio.);
 2. before/after: over every ordered pair of runs of the same code (A/A), and
    the regressed build against the normal one (trust folders), how many
    benchmarks had their speed figures judged and how many of those failed the
    gate's default rules, with today's guard (median control speeds within the
    tolerance), with the guard by rounds (gate/speed.py: only the rounds whose
-   controls ran at a common speed, at least ``--min-rounds`` of each run), and
-   with no guard at all.
+   controls ran at a common speed, at least ``--min-rounds`` of each run), with
+   either (every round where the medians agree, else the rounds at a common
+   speed), and with no guard at all.
 
 Uses the gate's own compare_runs; runs no benchmark itself.
 """
@@ -38,17 +41,23 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_netcopy.gate.compare import compare_runs
+from pytest_netcopy.gate.compare import benchmark_id, compare_runs
+from pytest_netcopy.gate.metrics import control_speed_change
 from pytest_netcopy.gate.policy import (
     DEFAULT_RULES,
     DEFAULT_SPEED_TOLERANCE,
     MIN_MATCHED_ROUNDS,
     SPEED_INDEPENDENT,
-    SPEED_REASON,
     parse_speed_tolerance,
 )
-from pytest_netcopy.gate.row import REGRESSION, Row
-from pytest_netcopy.gate.speed import Matched, Unmatched, comparable_rounds, round_control_speeds
+from pytest_netcopy.gate.row import REGRESSION
+from pytest_netcopy.gate.speed import (
+    Matched,
+    Unmatched,
+    band_rounds,
+    comparable_rounds,
+    round_control_speeds,
+)
 from pytest_netcopy.results.runs import Result, Run, load_run
 
 Key = tuple[str, int, int]
@@ -152,14 +161,13 @@ class Tally:
     failed_any: int = 0
     per_pair_failed: list[int] = field(default_factory=list)
 
-    def add(self, rows_by_bench: dict[str, list[Row]]) -> None:
+    def add(self, judged: dict[str, Any]) -> None:
         self.pairs += 1
         failed = 0
-        for rows in rows_by_bench.values():
+        for speed_judged, rows in judged.values():
             self.benchmarks += 1
             speed = [r for r in rows if r.rule.figure not in SPEED_INDEPENDENT]
-            if speed and not any(r.reason.startswith(SPEED_REASON) for r in speed):
-                self.judged += 1
+            self.judged += speed_judged
             self.failed_speed += any(r.verdict == REGRESSION for r in speed)
             hit = any(r.verdict == REGRESSION for r in rows)
             self.failed_any += hit
@@ -171,41 +179,41 @@ def _single(run: Run, result: Result) -> Run:
     return replace(run, results=[result])
 
 
-def judge(base: Run, cur: Run, how: str, tolerance: float, min_rounds: int) -> dict[str, list[Row]]:
-    """Rows per benchmark under one guard: ``today``, ``rounds`` or ``none``."""
-    if how != "rounds":
-        guard = tolerance if how == "today" else None
-        out = compare_runs(base, cur, DEFAULT_RULES, speed_tolerance=guard)
-        return _by_bench(out.rows)
-    rows: list[Row] = []
+def decide(old: Result, new: Result, how: str, tolerance: float, min_rounds: int) -> Any:
+    """What a guard says for one benchmark: ``"all"`` rounds, ``"skip"`` the speed
+    figures, or a Matched (those rounds only). ``today``: the medians alone;
+    ``rounds``: the band alone; ``either``: the gate's comparable_rounds; ``none``."""
+    if how == "none":
+        return "all"
+    if how == "today":
+        speed = control_speed_change(old, new)
+        return "all" if speed is None or abs(speed.change) <= tolerance + 1e-9 else "skip"
+    pick = band_rounds if how == "rounds" else comparable_rounds
+    match = pick(old, new, tolerance, min_rounds)
+    if match is None:
+        return decide(old, new, "today", tolerance, min_rounds)
+    return "skip" if isinstance(match, Unmatched) else match
+
+
+def judge(base: Run, cur: Run, how: str, tolerance: float, min_rounds: int) -> dict[str, Any]:
+    """Per benchmark: (speed figures judged?, its rows), each guard applied here (the
+    comparison itself runs with the gate's guard off, on the rounds the guard keeps)."""
+    out: dict[str, Any] = {}
     old_by = base.by_key()
     for key, new in cur.by_key().items():
         old = old_by.get(key)
         if old is None:
             continue
-        match = comparable_rounds(old, new, tolerance, min_rounds)
-        if match is None or isinstance(match, Unmatched):
-            guard: float | None = tolerance
-            old_r, new_r = old, new
-            if isinstance(match, Unmatched):
-                guard = -1.0  # any speed difference: not judged, as the reason says
-        else:
-            assert isinstance(match, Matched)
-            guard, old_r, new_r = (
-                None,
-                restricted(old, match.baseline),
-                restricted(new, match.current),
-            )
-        out = compare_runs(_single(base, old_r), _single(cur, new_r), DEFAULT_RULES,
-                           speed_tolerance=guard)  # fmt: skip
-        rows += out.rows
-    return _by_bench(rows)
-
-
-def _by_bench(rows: Iterable[Row]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        out[r.benchmark].append(r)
+        verdict = decide(old, new, how, tolerance, min_rounds)
+        old_r, new_r = old, new
+        if isinstance(verdict, Matched):
+            old_r, new_r = restricted(old, verdict.baseline), restricted(new, verdict.current)
+        rows = compare_runs(
+            _single(base, old_r), _single(cur, new_r), DEFAULT_RULES, speed_tolerance=None
+        ).rows
+        if verdict == "skip":
+            rows = [r for r in rows if r.rule.figure in SPEED_INDEPENDENT]
+        out[benchmark_id(key)] = (verdict != "skip", rows)
     return out
 
 
@@ -217,7 +225,7 @@ def before_after(
         sets.append(("regressed build vs normal (trust B vs C)", list(slow)))
     body = []
     for label, pairs in sets:
-        for how in ("today", "rounds", "none"):
+        for how in ("today", "rounds", "either", "none"):
             t = Tally()
             for base, cur in pairs:
                 t.add(judge(base, cur, how, tolerance, min_rounds))

@@ -13,6 +13,7 @@ from pytest_netcopy.gate.policy import MIN_MATCHED_ROUNDS, SPEED_REASON
 from pytest_netcopy.gate.speed import (
     Matched,
     Unmatched,
+    band_rounds,
     comparable_rounds,
     restrict,
     round_control_speeds,
@@ -38,9 +39,10 @@ def result(control: list[float] | None, rounds: int | None = None, **metrics: An
     return Result("test_send_path[two_copy-4096B-1t]", None, extra, {})
 
 
-def test_a_round_sits_between_two_control_rounds() -> None:
-    speeds = round_control_speeds(result([10.0, 40.0, 40.0]))
-    assert speeds == pytest.approx((20.0, 40.0))  # geometric means of the neighbours
+def test_a_round_takes_the_control_rounds_its_ratio_divides_by() -> None:
+    # round i sits between control rounds i and i + 1: two before, two after it
+    speeds = round_control_speeds(result([10.0, 20.0, 30.0, 40.0, 50.0]))
+    assert speeds == pytest.approx((20.0, 25.0, 35.0, 40.0))
 
 
 @pytest.mark.parametrize(
@@ -80,6 +82,17 @@ def test_identical_speeds_match_every_round() -> None:
     assert isinstance(match, Matched)
     assert match.baseline == match.current == tuple(range(10))
     assert match.every_round and match.note() == ""
+
+
+def test_medians_within_the_tolerance_keep_every_round() -> None:
+    """Today's guard passes: nothing is dropped, however the single rounds scatter
+    (the band alone would hold only a few of them)."""
+    scattered = [20.0 + 5 * i for i in range(11)]  # a ramp, 20 to 70 Gbps
+    shifted = [s * 1.04 for s in reversed(scattered)]
+    match = comparable_rounds(result(scattered), result(shifted), 0.05, 5)
+    assert isinstance(match, Matched) and match.every_round
+    assert match.baseline == match.current == tuple(range(10))
+    assert isinstance(band_rounds(result(scattered), result(shifted), 0.05, 5), Unmatched)
 
 
 def test_disjoint_speeds_give_the_reason() -> None:
@@ -185,7 +198,9 @@ def test_the_same_run_matches_itself_whole_at_any_scale(base: list[float], k: fl
 @given(st.lists(st.floats(1.0, 100.0), min_size=2, max_size=12), st.integers(1, 12))
 def test_matched_means_enough_rounds(control: list[float], min_rounds: int) -> None:
     r = result(control)
-    match = comparable_rounds(r, r, 0.05, min_rounds)
+    assert isinstance(comparable_rounds(r, r, 0.05, min_rounds), Matched)  # medians agree
+    other = result([s * 1.5 for s in control])
+    match = band_rounds(r, other, 0.05, min_rounds)
     assert match is not None
     if isinstance(match, Matched):
         assert min(len(match.baseline), len(match.current)) >= min_rounds

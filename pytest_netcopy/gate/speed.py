@@ -2,11 +2,13 @@
 
 The control send (``--netcopy-control``) runs one round before every measured
 round and one after the last, so measured round ``i`` sits between control
-rounds ``i`` and ``i + 1``; the geometric mean of those two is the machine's
-speed during that round. Two runs measured partly at the same speed can be
-compared on those rounds alone, instead of dropping the benchmark's speed
-figures whenever the median control speeds differ by more than the tolerance
-(the guard by medians, :func:`pytest_netcopy.gate.metrics.control_speed_change`).
+rounds ``i`` and ``i + 1``; the median of the control rounds nearest to it (two
+before, two after: those its ratios to the control divide by) is the machine's
+speed during that round. Where the median control speeds of two runs
+differ by more than the tolerance (the guard by medians,
+:func:`pytest_netcopy.gate.metrics.control_speed_change`), two runs measured
+partly at the same speed can still be compared on those rounds alone, instead
+of dropping the benchmark's speed figures.
 
 Pure functions over saved results; docs/gate.md (*Two machine speeds*) has the
 measurements behind them.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from pytest_netcopy.gate.metrics import MetricValue, metric_value
+from pytest_netcopy.gate.metrics import MetricValue, control_speed_change, metric_value
 from pytest_netcopy.gate.policy import SPEED_REASON
 from pytest_netcopy.results.runs import Result
 
@@ -28,6 +30,7 @@ __all__ = [
     "Band",
     "Matched",
     "Unmatched",
+    "band_rounds",
     "comparable_rounds",
     "restrict",
     "round_control_speeds",
@@ -125,11 +128,12 @@ def _numbers(raw: Any) -> list[float] | None:
 
 
 def round_control_speeds(result: Result) -> tuple[float, ...] | None:
-    """Each measured round's control speed (Gbps): the geometric mean of the control
-    rounds just before and just after it. None where the run did not record both
-    lists (``rounds.throughput_gbps``, ``control.rounds.throughput_gbps``), their
-    lengths do not fit (rounds + 1 control rounds), or a control round is not a
-    positive number."""
+    """Each measured round's control speed (Gbps): the median of the control rounds
+    nearest to it, two before and two after as far as they exist (the same rounds
+    its ``*_vs_control`` ratio divides by; docs/results-schema.md). None where the
+    run did not record both lists (``rounds.throughput_gbps``,
+    ``control.rounds.throughput_gbps``), their lengths do not fit (rounds + 1
+    control rounds), or a control round is not a positive number."""
     rounds = result.extra.get("rounds")
     control = result.extra.get("control")
     if not isinstance(rounds, Mapping) or not isinstance(control, Mapping):
@@ -141,7 +145,8 @@ def round_control_speeds(result: Result) -> tuple[float, ...] | None:
     speeds = _numbers(control_rounds.get("throughput_gbps"))
     if speeds is None or not measured or len(speeds) != len(measured) + 1:
         return None
-    return tuple(math.sqrt(speeds[i] * speeds[i + 1]) for i in range(len(measured)))
+    # measured round i sits between control rounds i and i + 1
+    return tuple(median(speeds[max(0, i - 1) : i + 3]) for i in range(len(measured)))
 
 
 def widest_common_band(
@@ -165,24 +170,47 @@ def widest_common_band(
     return chosen
 
 
+def band_rounds(
+    base: Result, cur: Result, tolerance: float, min_rounds: int
+) -> Matched | Unmatched | None:
+    """The rounds of ``base`` and ``cur`` in the widest common speed band alone
+    (:func:`widest_common_band`), whatever their median control speeds: Matched
+    with at least ``min_rounds`` of each run, else Unmatched; None without
+    per-round control data. :func:`comparable_rounds` is what the gate uses."""
+    old = round_control_speeds(base)
+    new = round_control_speeds(cur)
+    if old is None or new is None:
+        return None
+    band = widest_common_band(old, new, tolerance)
+    if band is None or min(len(band.baseline), len(band.current)) < min_rounds:
+        return Unmatched(band, min_rounds, tolerance)
+    return Matched(band, len(old), len(new))
+
+
 def comparable_rounds(
     base: Result, cur: Result, tolerance: float, min_rounds: int
 ) -> Matched | Unmatched | None:
-    """Which measured rounds of ``base`` and ``cur`` ran at a common control speed.
+    """Which measured rounds of ``base`` and ``cur`` to judge the speed figures on.
 
-    Each measured round gets its control speed (:func:`round_control_speeds`);
-    the band of relative width ``tolerance`` that holds the most rounds of both
-    runs is found (:func:`widest_common_band`). With at least ``min_rounds`` of
-    each run in it: :class:`Matched` with the round indices per side (judge the
-    speed figures on those samples only: :func:`restrict`); else
-    :class:`Unmatched`, whose ``reason`` is the row's ``not comparable`` reason.
+    * The median control speeds (``control.throughput_gbps``) within
+      ``tolerance`` of one another (today's guard passes): every round of both,
+      as :class:`Matched` with ``every_round`` true.
+    * Else each measured round gets its control speed
+      (:func:`round_control_speeds`) and the band of relative width
+      ``tolerance`` that holds the most rounds of both runs is found
+      (:func:`band_rounds`). With at least ``min_rounds`` of each run in it:
+      :class:`Matched` with the round indices per side (judge on those samples
+      only: :func:`restrict`); else :class:`Unmatched`, whose ``reason`` is the
+      rows' ``not comparable`` reason (it starts with ``SPEED_REASON``).
+    * None when either run lacks per-round control data (older runs, or
+      ``--netcopy-control=none``): the caller keeps the guard by medians
+      (``control_speed_change``), which itself judges everything when there is
+      no control at all.
 
-    None when either run lacks per-round control data (older runs, or
-    ``--netcopy-control=none``): the caller keeps the guard by medians
-    (``control_speed_change``), which itself judges everything when there is
-    no control at all. Only the speed figures (not ``SPEED_INDEPENDENT``) need this.
-
-    In gate/compare.py, in place of ``_moved_reason`` for each benchmark::
+    So it never judges fewer benchmarks than the guard by medians; the band
+    adds the pairs whose medians differ but which ran partly at one speed.
+    Only the speed figures (not ``SPEED_INDEPENDENT``) need it. In
+    gate/compare.py, per benchmark::
 
         match = comparable_rounds(old, new, speed_tolerance, MIN_MATCHED_ROUNDS)
         if match is None:        moved = _moved_reason(old, new, speed_tolerance)
@@ -195,10 +223,13 @@ def comparable_rounds(
     new = round_control_speeds(cur)
     if old is None or new is None:
         return None
-    band = widest_common_band(old, new, tolerance)
-    if band is None or min(len(band.baseline), len(band.current)) < min_rounds:
-        return Unmatched(band, min_rounds, tolerance)
-    return Matched(band, len(old), len(new))
+    speed = control_speed_change(base, cur)
+    if speed is not None and abs(speed.change) <= tolerance + _SLACK:
+        everything = Band(
+            min(*old, *new), max(*old, *new), tuple(range(len(old))), tuple(range(len(new)))
+        )
+        return Matched(everything, len(old), len(new))
+    return band_rounds(base, cur, tolerance, min_rounds)
 
 
 def restrict(result: Result, metric: str, rounds: Sequence[int]) -> MetricValue:
