@@ -9,6 +9,7 @@ time per message (iterations = messages per round), and says so in the table.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -70,9 +71,12 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     (root / "conftest.py").write_text(CONFTEST)
     (root / "test_sweep.py").write_text(TEST)
     out = root / "run.json"
+    # module scope: before conftest's autouse fixture that drops xdist's variables
+    # (pytest-benchmark disables itself in an xdist worker)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", *OPTIONS, f"--benchmark-json={out}", "--color=no"],
-        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+        cwd=root, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout, out
