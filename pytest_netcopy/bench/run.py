@@ -8,6 +8,8 @@ runs rounds.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -36,6 +38,7 @@ from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.results.record import (
     BenchmarkRecord,
     ControlFigures,
+    GateRounds,
     IntegrityFailure,
     Setup,
     UserInstructionFigures,
@@ -46,6 +49,11 @@ from pytest_netcopy.send.modes import Mode
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.placement import Placement
 from pytest_netcopy.transport.pool import RoundResult, SenderPool
+
+#: the gate's decision after a look (set by the plugin on the session): given the
+#: benchmark's figures so far and the seconds its extra rounds took, (rounds to add,
+#: why, the most rounds it may end with); 0 rounds: stop
+Decide = Callable[[dict[str, Any], float], tuple[int, str, int]]
 
 
 @dataclass
@@ -86,6 +94,8 @@ class BenchmarkRun:
     instructions: UserInstructionFigures | None = None
     #: counts instructions without a PMU; None: the process's shared one
     instruction_counter: InstructionCounter | None = None
+    #: the gate's looks and the rounds they added (None: no look)
+    gate_rounds: GateRounds | None = None
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
 
     def __enter__(self) -> Self:
@@ -170,11 +180,33 @@ class BenchmarkRun:
         pool, count = opened.pool, opened.count
         self.rounds.append(opened.counters.run(lambda: pool.run_round(count)))
 
+    def more_rounds(self, decide: Decide | None) -> None:
+        """After pytest-benchmark's rounds: while ``decide`` (the gate's, given the figures so
+        far and the seconds the extra rounds took) asks for more, measure them, each
+        followed by its control round, outside pytest-benchmark (its stats keep the first
+        rounds). Without ``decide`` nothing runs."""
+        if decide is None:
+            return
+        first, start = len(self.rounds), time.monotonic()
+        self.control_round()  # the one after the last round, so the ratios are complete
+        looks: list[int] = []
+        while True:
+            looks.append(len(self.rounds))
+            self.gate_rounds = GateRounds(len(self.rounds) - first, looks, 0, "")
+            add, reason, top = decide(self.record().to_extra_info(), time.monotonic() - start)
+            self.gate_rounds = GateRounds(len(self.rounds) - first, list(looks), top, reason)
+            if add <= 0:
+                return
+            for _ in range(add):
+                self.measured_round()
+                self.control_round()
+
     def passes(self) -> None:
         """After the measured rounds: the last control round, the untimed passes, the end."""
         opened = self.opened
         self.zerocopy_after = [s.stats() for s in opened.pool.senders]
-        self.control_round()  # and one after the last measured round
+        if opened.control is None or len(self.control_rounds) == len(self.rounds):
+            self.control_round()  # and one after the last measured round
         if self.settings.counters:
             self.syscalls = syscall_pass(opened.pool, opened.count)
         if self.settings.user_rounds:
@@ -203,7 +235,9 @@ class BenchmarkRun:
             opened.counters.per_round, self.rounds, measured.bytes_per_round, self.syscalls
         )
         control = self._control_figures(opened, counters.rounds_cpu_ns_per_byte)
-        return BenchmarkRecord(measured, setup, counters, control, self.user, self.instructions)
+        return BenchmarkRecord(
+            measured, setup, counters, control, self.user, self.instructions, self.gate_rounds
+        )
 
     def _control_figures(
         self, opened: Connections, cpu: list[float | None] | None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_netcopy.bench.run import BenchmarkRun
+from pytest_netcopy.bench.run import BenchmarkRun, Decide
 from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.instruments.link import route_facts
 from pytest_netcopy.results.schema import group_id
@@ -39,6 +39,8 @@ class NetcopySession:
     hints: set[str] = field(default_factory=set)
     #: how a failed transfer reads to the user: the plugin names its options here
     explain: Callable[[TransferError], str] = str
+    #: the gate's decision whether a benchmark needs more rounds (None: no gate, none run)
+    decide_rounds: Decide | None = None
 
     def get_sink(self) -> SinkProcess:
         if self.sink is None:
@@ -201,6 +203,7 @@ class Netcopy:
                     iterations=1,
                     warmup_rounds=0,
                 )
+                run.more_rounds(self._session.decide_rounds)
                 run.passes()
         except ModeUnsupported as exc:
             return str(exc), None

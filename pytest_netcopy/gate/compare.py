@@ -59,6 +59,7 @@ __all__ = [
     "compare_runs",
     "judge_benchmark",
     "machine_differences",
+    "rules_for",
 ]
 
 BenchmarkKey = tuple[str, int, int]
@@ -178,7 +179,7 @@ def _level(result: Result, metric: str, alpha: float) -> float:
     return alpha if level is None else level
 
 
-def _rules_for(key: BenchmarkKey, rules: Sequence[Rule], overrides: Overrides | None) -> list[Rule]:
+def rules_for(key: BenchmarkKey, rules: Sequence[Rule], overrides: Overrides | None) -> list[Rule]:
     """The session rules, with an override's rules replacing those of the same metrics;
     only the rules that apply to the benchmark's mode."""
     extra = None
@@ -319,7 +320,7 @@ def compare_runs(
         compared += 1
         shared = _shared_reason(key, old_dupes, new_dupes)
         speed = _speed(old, new, speed_tolerance)
-        rules_here = _rules_for(key, rules, overrides)
+        rules_here = rules_for(key, rules, overrides)
         rows += _compare_benchmark(benchmark_id(key), old, new, rules_here, shared, speed, alpha)
     return GateOutcome(
         rows=rows,

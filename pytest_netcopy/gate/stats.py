@@ -164,7 +164,7 @@ def significance(old: Sequence[float], new: Sequence[float], alpha: float) -> Si
         return Significance(None, f"n/a: no rounds in {'baseline' if not old else 'current'}", True)
     n, m = len(old), len(new)
     if smallest_p(n, m) >= alpha:
-        return Significance(None, f"n/a: {n}+{m} rounds, too few for p < {alpha:g}", True)
+        return Significance(None, f"n/a: {n}+{m} rounds, too few for p < {alpha:.2g}", True)
     mw = mann_whitney_u(old, new)
     return Significance(mw.p_value, f"{mw.method}, {n}+{m} rounds", mw.p_value < alpha)
 

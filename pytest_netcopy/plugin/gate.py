@@ -18,18 +18,19 @@ docs/gate.md describes the rules and the statistics.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_netcopy.gate.catalog import check_rules
-from pytest_netcopy.gate.compare import MachineMismatch, compare_runs
+from pytest_netcopy.gate.compare import MachineMismatch, compare_runs, judge_benchmark, rules_for
 from pytest_netcopy.gate.metrics import control_metrics, has_control
 from pytest_netcopy.gate.outcome import GateOutcome
 from pytest_netcopy.gate.policy import ABSOLUTE_RULES_EXAMPLE
 from pytest_netcopy.gate.rules import Rule, format_rules, parse_rules
+from pytest_netcopy.gate.sequential import next_rounds
 from pytest_netcopy.plugin.gatesettings import (
     ALLOW_EMPTY,
     BASELINE,
@@ -125,6 +126,8 @@ class GatePlugin:
         self.outcome: GateOutcome | None = None
         self.error: str | None = None
         self._shown = False
+        #: the test running now (its marker's rules judge its looks)
+        self._nodeid = ""
 
     # -- before the run
 
@@ -135,16 +138,59 @@ class GatePlugin:
         what = "on" if s.enabled else "off (report only)"
         extra = ", two-sided" if s.two_sided else ""
         extra += ", strict machine" if s.strict_machine else ""
-        return [
+        extra += ", strict (undecided fails)" if s.strict else ""
+        lines = [
             f"netcopy gate: {what}{extra}; baseline {s.baseline_path}; "
             f"rules {format_rules(s.rules)} ({s.rules_source})"
         ]
+        if self.rounds_callback() is not None:
+            lines.append(
+                f"netcopy gate: a benchmark still undecided after its rounds measures more, up "
+                f"to {s.budget.max_rounds} rounds / {s.budget.max_seconds:g} s"
+            )
+        return lines
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             rules = marker_rules(item, self.modes)
             if rules is not None:
                 self._item_rules[item.nodeid] = rules
+
+    # -- while a benchmark runs: more rounds when undecided
+
+    def rounds_callback(self) -> Callable[[dict[str, Any], float], tuple[int, str, int]] | None:
+        """What the bench asks after a benchmark's rounds (NetcopySession.decide_rounds);
+        None without a gate on, a baseline, or a budget beyond --netcopy-rounds."""
+        s = self.settings
+        if not s.enabled or s.baseline is None:
+            return None
+        if s.budget.max_rounds <= self.state.session.settings.rounds:
+            return None
+        return self.decide_rounds
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self._nodeid = item.nodeid
+
+    def decide_rounds(self, info: dict[str, Any], elapsed: float) -> tuple[int, str, int]:
+        """One look at a benchmark's figures so far: how many more rounds, and why."""
+        s = self.settings
+        top = s.budget.max_rounds
+        record = info.get("gate_rounds")
+        if not isinstance(record, dict) or s.baseline is None:
+            return 0, "no look", top
+        record["max_rounds"] = top  # the look's level comes from the budget
+        current = Result(name=self._nodeid, group=None, extra=info, stats={})
+        old = s.baseline.by_key().get(current.key)
+        if old is None:
+            return 0, "not in the baseline", top
+        marker = self._item_rules.get(self._nodeid)
+        rules = rules_for(current.key, s.rules, {current.key: marker} if marker else None)
+        rows = judge_benchmark(old, current, rules, speed_tolerance=s.speed_tolerance)
+        rounds = info.get("rounds") or {}
+        growing = [name for name, values in rounds.items() if values]
+        measured = len(rounds.get("seconds") or [])
+        add, why = next_rounds(rows, growing, measured, record["looks"][0], elapsed, s.budget)
+        return add, why, top
 
     # -- after the run
 
@@ -191,6 +237,7 @@ class GatePlugin:
                 strict_machine=s.strict_machine,
                 overrides=self.overrides,
                 speed_tolerance=s.speed_tolerance,
+                strict=s.strict,
             )
         except MachineMismatch as exc:  # checked at configure time; kept for safety
             self.error = f"netcopy gate: {exc}"

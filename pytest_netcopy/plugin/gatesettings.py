@@ -20,6 +20,7 @@ from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import machine_differences
 from pytest_netcopy.gate.policy import DEFAULT_RULES, DEFAULT_SPEED_TOLERANCE
 from pytest_netcopy.gate.rules import Rule
+from pytest_netcopy.gate.sequential import Budget
 from pytest_netcopy.instruments.machine import machine_facts
 from pytest_netcopy.plugin.options import OPTIONS, Source, given, parse_value, resolve_spec
 from pytest_netcopy.results.baseline import BaselineError, local_machine_id, resolve_baseline
@@ -31,6 +32,9 @@ TWO_SIDED = OPTIONS["gate_two_sided"]
 STRICT_MACHINE = OPTIONS["gate_strict_machine"]
 SPEED_TOLERANCE = OPTIONS["gate_speed_tolerance"]
 ALLOW_EMPTY = OPTIONS["gate_allow_empty"]
+STRICT = OPTIONS["gate_strict"]
+MAX_ROUNDS = OPTIONS["gate_max_rounds"]
+MAX_SECONDS = OPTIONS["gate_max_seconds"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class GateSettings:
     allow_empty_source: str = ALLOW_EMPTY.cli
     #: this machine's facts (machine_info["netcopy"] keys), for the current run
     machine: dict[str, Any] = field(default_factory=dict)
+    #: undecided rows fail the gate too, and the phrase naming the source
+    strict: bool = False
+    strict_source: str = STRICT.cli
+    #: how far extra rounds may go for an undecided benchmark
+    budget: Budget = field(default_factory=Budget)
 
     @property
     def active(self) -> bool:
@@ -166,11 +175,15 @@ def resolve_gate(config: pytest.Config, modes: Sequence[str] | None = None) -> G
     two_sided, two_sided_source = resolve_spec(config, TWO_SIDED)
     strict, strict_source = resolve_spec(config, STRICT_MACHINE)
     allow_empty, allow_empty_source = resolve_spec(config, ALLOW_EMPTY)
+    strict_gate, strict_gate_source = resolve_spec(config, STRICT)
+    max_rounds, _ = resolve_spec(config, MAX_ROUNDS)
+    max_seconds, _ = resolve_spec(config, MAX_SECONDS)
     tolerance, _ = resolve_spec(config, SPEED_TOLERANCE)
     value, baseline_source = resolve_spec(config, BASELINE)
     if not value:
         flags = [(two_sided, two_sided_source), (strict, strict_source)]
-        _refuse_without_baseline(switch, [*flags, (allow_empty, allow_empty_source)])
+        flags += [(allow_empty, allow_empty_source), (strict_gate, strict_gate_source)]
+        _refuse_without_baseline(switch, flags)
         return GateSettings()
     path, baseline = load_baseline(config, str(value), baseline_source)
     facts = machine_facts()
@@ -188,4 +201,7 @@ def resolve_gate(config: pytest.Config, modes: Sequence[str] | None = None) -> G
         allow_empty=bool(allow_empty),
         allow_empty_source=allow_empty_source.phrase,
         machine=facts,
+        strict=bool(strict_gate),
+        strict_source=strict_gate_source.phrase,
+        budget=Budget(max_rounds=int(max_rounds), max_seconds=float(max_seconds)),
     )

@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     gate = GatePlugin(config, state)
     config.pluginmanager.register(gate, "netcopy-gate")
+    session.decide_rounds = gate.rounds_callback()  # more rounds where undecided (issue 12)
     if settings.instructions == "auto":  # the instruction-count pass: when the gate is on
         session.settings = replace(settings, instructions="on" if gate.settings.enabled else "off")
     config.pluginmanager.register(XdistRefusal(config), "netcopy-xdist")

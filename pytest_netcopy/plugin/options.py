@@ -22,6 +22,7 @@ import pytest
 from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.gate.policy import DEFAULT_RULES, DEFAULT_SPEED_TOLERANCE, parse_speed_tolerance
 from pytest_netcopy.gate.rules import format_rules
+from pytest_netcopy.gate.sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MAX_SECONDS
 from pytest_netcopy.instruments.counters import EVENTS, parse_counter_selection
 from pytest_netcopy.plugin.parsers import (
     choice,
@@ -177,6 +178,18 @@ GATE_SPECS: tuple[Spec, ...] = (
          "baseline was measured with the machine at another speed: its speed-dependent rows "
          "are 'not comparable' instead of judged (user CPU and syscall counts are judged "
          "anyway); off: judge at any speed"),
+    Spec("gate_strict", parse_bool, "false", "BOOL",
+         "with --netcopy-gate, also fail the session when a row is undecided (its interval "
+         "on the change reaches beyond the threshold, too few rounds, another machine speed, "
+         "not comparable); without it undecided rows are named on the last line and pass",
+         flag=True),
+    Spec("gate_max_rounds", count(0), str(DEFAULT_MAX_ROUNDS), "N",
+         "with --netcopy-gate, a benchmark undecided after its --netcopy-rounds measures more "
+         "rounds, looking again after each few, until decided or at N rounds in all (its "
+         "false-alarm rate stays at the gate's alpha: docs/gate.md); N <= --netcopy-rounds: "
+         "no extra rounds"),
+    Spec("gate_max_seconds", positive_float, f"{DEFAULT_MAX_SECONDS:g}", "SECONDS",
+         "with --netcopy-gate, the most time one benchmark's extra rounds may take"),
     Spec("gate_allow_empty", parse_bool, "false", "BOOL",
          "with --netcopy-gate, pass when the comparison judged nothing (no benchmark in both "
          "runs, or every row 'not comparable'), e.g. for a first run; without it such a gate "

@@ -214,6 +214,25 @@ class UserInstructionFigures:
 
 
 @dataclass(frozen=True)
+class GateRounds:
+    """Rounds measured beyond ``--netcopy-rounds`` because the gate was undecided (issue 12):
+    how many, the round counts at each look, the budget, and why they stopped."""
+
+    added: int
+    looks: list[int]
+    max_rounds: int
+    reason: str
+
+    def to_extra_info(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "looks": list(self.looks),
+            "max_rounds": self.max_rounds,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class BenchmarkRecord:
     """Everything one benchmark records (docs/results-schema.md)."""
 
@@ -226,6 +245,8 @@ class BenchmarkRecord:
     user: UserTimeFigures | None = None
     #: None: no instruction-count pass (--netcopy-instructions)
     instructions: UserInstructionFigures | None = None
+    #: None: no look by the gate (no gate, or no baseline)
+    gate_rounds: GateRounds | None = None
 
     def to_extra_info(self) -> dict[str, Any]:
         t, s = self.throughput, self.setup
@@ -260,6 +281,8 @@ class BenchmarkRecord:
             info.update(self.user.to_extra_info())
         if self.instructions is not None:
             info.update(self.instructions.to_extra_info())
+        if self.gate_rounds is not None:
+            info["gate_rounds"] = self.gate_rounds.to_extra_info()
         return info
 
     def _rounds(self) -> dict[str, Any]:
