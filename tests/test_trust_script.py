@@ -238,3 +238,55 @@ def test_every_regression_has_its_build() -> None:
         for name in names:
             assert (BENCHMARKS / "trust" / f"{trust.BUILDS[name].module}.py").is_file()
     assert os.path.basename(str(trust.BUILD_DIR)) == "trust"
+
+
+# ---------------------------------------------------------------------------
+# what the script reports
+
+
+def _row(metric: str, verdict: str, change: float = 0.0, **more: object) -> object:
+    from types import SimpleNamespace
+
+    from pytest_netcopy.gate.rules import parse_rules
+
+    (rule,) = parse_rules(f"{metric}:+10%")
+    return SimpleNamespace(
+        metric=metric, verdict=verdict, change=change, rule=rule, reason="", p_value=0.5, **more
+    )
+
+
+def test_a_benchmark_verdict_is_the_worst_of_its_rows() -> None:
+    ok = _row("cpu_vs_control", "no regression", detectable=0.062)
+    bad = _row("user_cpu_ns_per_byte", "regression", change=0.41)
+    open_ = _row("throughput_vs_control", "undecided", why="too few comparable rounds")
+    assert trust.verdict_of([ok, bad, open_]) == ("regression", "user_cpu_ns_per_byte +41.0%")
+    assert trust.verdict_of([ok, open_]) == (
+        "undecided",
+        "throughput_vs_control: too few comparable rounds",
+    )
+    assert trust.verdict_of([ok]) == ("no regression", "cpu_vs_control <6.2%")
+    # a gate that gives no smallest detectable change: said, never hidden
+    assert trust.verdict_of([_row("cpu_vs_control", "no regression")])[1] == (
+        "cpu_vs_control (no detectable change shown)"
+    )
+
+
+def test_the_mdc_prediction_counts_pairs_able_to_see_the_change() -> None:
+    got = [
+        {"bad_change": {"m": 0.30}, "detectable": {"m": 0.10}},
+        {"bad_change": {"m": 0.30}, "detectable": {"m": 0.20}},
+        {"bad_change": {"m": 0.30}, "detectable": {"m": 0.50}},  # too noisy to see 30%
+        {"bad_change": {"m": 0.30}, "detectable": {"m": None}},
+    ]
+    assert trust.predicted_catch(got) == (2, 1)  # 2 able, 80% of them: at least 1
+    assert trust.predicted_catch([{"bad_change": {"m": 0.3}, "detectable": {"m": None}}]) is None
+
+
+def test_aa_summary_counts_failing_benchmarks_per_pair() -> None:
+    pairs = [
+        {"baseline": 0, "current": 1, "failing": ["a"], "undecided": 3, "rows": 10},
+        {"baseline": 1, "current": 0, "failing": [], "undecided": 1, "rows": 10},
+    ]
+    text = trust.aa_summary(pairs)
+    assert "2 ordered pairs: 0.50 falsely failing benchmarks per pair (goal <= 0.1: MISSED)" in text
+    assert "1 pairs clean; 2.0 of 10 benchmark-metrics undecided per pair" in text
