@@ -99,8 +99,9 @@ def test_disjoint_speeds_give_the_reason() -> None:
     match = comparable_rounds(result([46.0] * 11), result([62.0] * 11), 0.05, 5)
     assert isinstance(match, Unmatched)
     assert match.reason.startswith(SPEED_REASON)  # GateOutcome.speed_changed counts it
-    assert "only 10 and 0 rounds ran at a common speed (46-48 Gbps, within 5%; 5 needed)" in (
-        match.reason
+    assert match.reason == (
+        "the machine ran at another speed (control 46 -> 62 Gbps, +34.8%, beyond 5%): "
+        "only 10 and 0 rounds ran at a common speed (46-48 Gbps, within 5%; 5 needed)"
     )
 
 

@@ -22,8 +22,14 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from pytest_netcopy.gate.metrics import MetricValue, control_speed_change, metric_value
+from pytest_netcopy.gate.metrics import (
+    ControlSpeed,
+    MetricValue,
+    control_speed_change,
+    metric_value,
+)
 from pytest_netcopy.gate.policy import SPEED_REASON
+from pytest_netcopy.gate.render import speed_reason
 from pytest_netcopy.results.runs import Result
 
 __all__ = [
@@ -100,15 +106,23 @@ class Unmatched:
     band: Band | None
     min_rounds: int
     tolerance: float
+    #: the median control speeds of both runs, where recorded (the guard by medians')
+    medians: ControlSpeed | None = None
 
     @property
     def reason(self) -> str:
-        """Starts with policy.SPEED_REASON, like the guard by medians (GateOutcome counts it)."""
+        """Starts with policy.SPEED_REASON, like the guard by medians (GateOutcome counts
+        it), and says what that guard said: ``the machine ran at another speed (control
+        46 -> 62 Gbps, +34.8%, beyond 5%): only 2 and 3 rounds ran at a common speed
+        (46-48 Gbps, within 5%; 5 needed)``."""
+        head = SPEED_REASON
+        if self.medians is not None:
+            head = speed_reason(self.medians, self.tolerance)
         if self.band is None:
-            return f"{SPEED_REASON}: no round's control speed is known on both sides"
+            return f"{head}: no round's control speed is known on both sides"
         b, c = len(self.band.baseline), len(self.band.current)
         return (
-            f"{SPEED_REASON}: only {b} and {c} rounds ran at a common speed "
+            f"{head}: only {b} and {c} rounds ran at a common speed "
             f"({self.band.describe()}, within {self.tolerance:.0%}; {self.min_rounds} needed)"
         )
 
@@ -183,7 +197,7 @@ def band_rounds(
         return None
     band = widest_common_band(old, new, tolerance)
     if band is None or min(len(band.baseline), len(band.current)) < min_rounds:
-        return Unmatched(band, min_rounds, tolerance)
+        return Unmatched(band, min_rounds, tolerance, control_speed_change(base, cur))
     return Matched(band, len(old), len(new))
 
 
