@@ -40,3 +40,18 @@ def two_hosts() -> Iterator[netns.TwoHosts]:
         yield hosts
     finally:
         netns.remove(hosts.ns)
+
+
+@pytest.fixture(scope="session")
+def sshd(
+    two_hosts: netns.TwoHosts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[netns.Sshd]:
+    """A real sshd in the namespace (198.18.0.2:22), throwaway keys; stopped at the end."""
+    reason = netns.sshd_why_not()
+    if reason:
+        pytest.skip(reason)
+    server = netns.start_sshd(two_hosts, str(tmp_path_factory.mktemp("sshd")))
+    try:
+        yield server
+    finally:
+        netns.stop_sshd(server)

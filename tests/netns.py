@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -106,3 +107,83 @@ def build() -> TwoHosts:
         remove(hosts.ns)
         raise
     return hosts
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class Sshd:
+    """An sshd inside the namespace on 198.18.0.2:22 with a throwaway host key and client key."""
+
+    proc: subprocess.Popen[bytes]
+    key: str
+    wrong_key: str
+    log: str
+
+    def ssh(self, key: str | None = None, host: str = PEER_ADDRESS) -> str:
+        """The peer prefix: ``ssh -T`` with the client key, no host key checks, no prompts."""
+        return (
+            f"ssh -T -i {key or self.key} -o StrictHostKeyChecking=no "
+            "-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 "
+            f"root@{host}"
+        )
+
+
+def sshd_why_not() -> str | None:
+    if not os.path.exists(SSHD) or shutil.which("ssh") is None:
+        return "needs openssh-server (Debian package openssh-server)"
+    return None
+
+
+def keygen(path: str) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path],
+                   capture_output=True, timeout=30, check=True)  # fmt: skip
+
+
+def start_sshd(hosts: TwoHosts, tmp: str) -> Sshd:
+    """sshd -D -e in the namespace, listening on 198.18.0.2 only; waits (<= 10 s) for its port."""
+    for name in ("host_key", "client_key", "wrong_key"):
+        keygen(os.path.join(tmp, name))
+    with open(os.path.join(tmp, "client_key.pub")) as pub:
+        authorized = pub.read()
+    with open(os.path.join(tmp, "authorized_keys"), "w") as out:
+        out.write(authorized)
+    config = os.path.join(tmp, "sshd_config")
+    with open(config, "w") as out:
+        out.write(
+            f"Port 22\nListenAddress {PEER_ADDRESS}\nHostKey {tmp}/host_key\n"
+            f"AuthorizedKeysFile {tmp}/authorized_keys\nPidFile {tmp}/sshd.pid\n"
+            "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel ERROR\n"
+        )
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    log = os.path.join(tmp, "sshd.log")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", hosts.ns, SSHD, "-D", "-e", "-f", config],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+        )  # fmt: skip
+    sshd = Sshd(proc, os.path.join(tmp, "client_key"), os.path.join(tmp, "wrong_key"), log)
+    deadline = time.monotonic() + 10
+    while f"{PEER_ADDRESS}:22 " not in _listening(hosts):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_sshd(sshd)
+            with open(log) as text:
+                raise RuntimeError(f"sshd did not start in {hosts.ns}: {text.read().strip()}")
+        time.sleep(0.05)
+    return sshd
+
+
+def _listening(hosts: TwoHosts) -> str:
+    return subprocess.run(["ip", "netns", "exec", hosts.ns, "ss", "-Hltn"], capture_output=True,
+                          text=True, timeout=30, check=False).stdout  # fmt: skip
+
+
+def stop_sshd(sshd: Sshd) -> None:
+    sshd.proc.terminate()
+    try:
+        sshd.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        sshd.proc.kill()
+        sshd.proc.wait(timeout=10)
