@@ -42,11 +42,12 @@ def two_hosts() -> Iterator[netns.TwoHosts]:
         netns.remove(hosts.ns)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sshd(
     two_hosts: netns.TwoHosts, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[netns.Sshd]:
-    """A real sshd in the namespace (198.18.0.2:22), throwaway keys; stopped at the end."""
+    """A real sshd in the namespace (198.18.0.2:22), throwaway keys; stopped after the module
+    (other modules check that nothing runs in the namespace)."""
     reason = netns.sshd_why_not()
     if reason:
         pytest.skip(reason)
