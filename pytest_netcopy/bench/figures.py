@@ -43,7 +43,18 @@ def throughput(
         round_steal_ms=[r.steal_ms for r in rounds],
         verified_bytes=sum(r.verified_bytes for r in rounds),
         steal_ms=total_steal_ms(rounds),
+        round_retransmits=[r.retransmits for r in rounds],
+        **total_retransmits(rounds),
     )
+
+
+def total_retransmits(rounds: Sequence[RoundResult]) -> dict[str, Any]:
+    """Retransmitted segments over the measured rounds; None (and why) unless known for each."""
+    unknown = [r for r in rounds if r.retransmits is None]
+    if unknown or not rounds:
+        why = unknown[0].retransmits_not_counted if unknown else "no measured rounds"
+        return {"retransmits": None, "retransmits_not_counted": why}
+    return {"retransmits": sum(r.retransmits or 0 for r in rounds)}
 
 
 def total_steal_ms(rounds: Sequence[RoundResult]) -> float | None:

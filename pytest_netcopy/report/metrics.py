@@ -100,6 +100,8 @@ def _show_steal(value: float) -> str:
 GBPS = Metric("Gbps", _key("throughput_gbps"), fmt_gbps)
 #: hypervisor steal on the benchmark's CPUs during its measured rounds (ms)
 STEAL = Metric("host steal ms", _key("steal_ms"), _show_steal, change="text")
+#: segments the senders retransmitted during the measured rounds (TCP_INFO)
+RETRANSMITS = Metric("retransmits", _key("retransmits"), lambda v: f"{v:.0f}", change="text")
 SPREAD = Metric("round spread %", round_spread, _show_spread, change="points")
 BASE_METRICS = (
     GBPS,
@@ -200,6 +202,8 @@ def select_metrics(
         metrics.append(SPREAD)
     if any((STEAL.get(r) or 0) > 0 for r in results):
         metrics.append(STEAL)  # only on a machine whose host took CPU time: bare metal never
+    if any((RETRANSMITS.get(r) or 0) > 0 for r in results):
+        metrics.append(RETRANSMITS)  # only where a link lost or delayed segments
     if any(VS_CONTROL.get(r) is not None for r in results):
         metrics.append(VS_CONTROL)
     if any(isinstance(r.get("zerocopy"), Mapping) or r.get("mode") == "zero_copy" for r in results):

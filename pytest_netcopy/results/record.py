@@ -10,7 +10,7 @@ control rounds, :class:`UserTimeFigures` from the user-time pass,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,10 @@ class Throughput:
     verified_bytes: int
     #: over all rounds; None unless known for every round
     steal_ms: float | None
+    #: segments the senders retransmitted per round, and in all (None: not known, and why)
+    round_retransmits: Sequence[int | None] = ()
+    retransmits: int | None = None
+    retransmits_not_counted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -265,12 +269,15 @@ class BenchmarkRecord:
             "rounds": self._rounds(),
             "integrity": {"ok": True, "verified_bytes": t.verified_bytes},
             "steal_ms": t.steal_ms,
+            "retransmits": t.retransmits,
             "placement": dict(s.placement),
             "sink_recv_buffer": s.sink_recv_buffer,
             "tcp_nodelay": s.tcp_nodelay,
             "round_target_seconds": s.round_target_seconds,
             "peer": s.peer,
         }
+        if t.retransmits is None and t.retransmits_not_counted:
+            info["retransmits_not_counted"] = t.retransmits_not_counted
         if s.zerocopy is not None:
             info["zerocopy"] = dict(s.zerocopy)
         info["tcp_congestion"] = s.tcp_congestion
@@ -291,6 +298,7 @@ class BenchmarkRecord:
             "seconds": t.round_seconds,
             "throughput_gbps": t.round_throughput_gbps,
             "steal_ms": t.round_steal_ms,
+            "retransmits": list(t.round_retransmits),
             **self.counters.round_entries(),
         }
         if self.control is not None:

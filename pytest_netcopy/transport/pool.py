@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pytest_netcopy import sink as wire
 from pytest_netcopy.instruments.steal import StealClock
 from pytest_netcopy.send.modes import Mode, Sender
+from pytest_netcopy.transport import tcpinfo
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.placement import set_congestion
@@ -28,6 +29,10 @@ class RoundResult:
     sender_stats: list[dict[str, int] | None] = field(default_factory=list)
     #: hypervisor steal on the benchmark's CPUs during the round (ms); None: not known
     steal_ms: float | None = None
+    #: segments the senders retransmitted during the round (TCP_INFO); None: not known
+    retransmits: int | None = None
+    #: why ``retransmits`` is None
+    retransmits_not_counted: str | None = None
 
     @property
     def verified_bytes(self) -> int:
@@ -199,6 +204,7 @@ class SenderPool:
         self._sent_by.append(self._round_mode())
         self._errors = [None] * self.nthreads
         steal_before = self.steal.read()
+        retrans_before = [tcpinfo.total_retrans(sock) for sock in self.socks]
         start = time.perf_counter_ns()
         try:
             self._start.wait(timeout=self.timeout)
@@ -222,6 +228,8 @@ class SenderPool:
                 raise IntegrityError(self._describe_bad(i, ack))
         seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
         steal_ms = self.steal.ms(steal_before, self.steal.read())
+        retrans_after = [tcpinfo.total_retrans(sock) for sock in self.socks]
+        retransmits, not_counted = tcpinfo.delta(retrans_before, retrans_after)
         return RoundResult(
             seconds=seconds,
             messages=count * self.nthreads,
@@ -229,6 +237,8 @@ class SenderPool:
             acks=[a for a in acks if a is not None],
             sender_stats=[s.stats() for s in self.senders],
             steal_ms=steal_ms,
+            retransmits=retransmits,
+            retransmits_not_counted=not_counted or None,
         )
 
     def _collect_acks(self) -> tuple[list[Ack | None], int]:
