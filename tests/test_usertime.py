@@ -381,4 +381,4 @@ def test_the_gate_judges_the_pass_rounds() -> None:
     assert row.verdict == REGRESSION
     assert row.test == "exact, 6+6 rounds" and row.p_value is not None and row.p_value < 0.01
     same = compare_runs(run(base), run(list(reversed(base))), rules)
-    assert same.rows[0].verdict == "ok"
+    assert same.rows[0].verdict == "no regression"  # issue 12: the verdict was "ok"

@@ -211,7 +211,8 @@ def _advice(outcome: GateOutcome) -> list[str]:
     if outcome.regressions:
         lines.append(
             f"A regression is a change the rule's bad way beyond its threshold with "
-            f"Mann-Whitney U p < {outcome.alpha:g} (threshold only where the test is n/a). "
+            f"Mann-Whitney U p < {outcome.alpha:g} (less at a benchmark's later looks; "
+            "threshold only where the test is n/a). "
             "Rerun to confirm it; if the change is intended, save a new baseline "
             "(docs/gate.md)."
         )

@@ -13,7 +13,7 @@ and the union bound makes the false-alarm rate over all looks at most
 ``f(1) = alpha`` whatever the looks' dependence and wherever the budget stops
 them (alpha not spent is left unused). Pocock-type, not O'Brien-Fleming-type,
 because most comparisons are decided at the first look, which this function
-gives 45% of alpha at a third of the budget (O'Brien-Fleming-type: 0.003%).
+gives 45% of alpha at a third of the budget (O'Brien-Fleming-type: 0.08%).
 docs/gate.md explains the choice. Pure functions: the plugin asks them.
 """
 
