@@ -189,7 +189,8 @@ def test_help_names_every_option_and_its_default(
     text = " ".join(capsys.readouterr().out.split())
     defaults = (
         "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
-        "user_cpu_ns_per_byte:+25%@-zero_copy"
+        "user_cpu_ns_per_byte:+25%@-zero_copy user_instructions_per_message:+10%@-zero_copy "
+        "user_instructions_per_message:+25%@zero_copy"
     )
     assert f"Default: '{defaults}'" in text
     for option in [

@@ -62,7 +62,7 @@ def _spawn(job: tuple[Any, int, int, int, float], gate: int, err_w: int, fds: li
                 os.close(fd)
         if os.read(gate, 1) != b"g":  # blocked here, it runs nothing until released
             os._exit(0)  # not released: the other child failed
-        signal.alarm(int(job[4]) + 1)  # a stuck child dies: every wait has an end
+        signal.alarm(_limit(job[4]))  # a stuck or too slow child dies: every wait has an end
         _send(*job)
     except BaseException as exc:
         os.write(err_w, f"{type(exc).__name__}: {exc}".encode()[:2000])
@@ -70,7 +70,12 @@ def _spawn(job: tuple[Any, int, int, int, float], gate: int, err_w: int, fds: li
     os._exit(code)
 
 
-def _run(pid: int, gate: int, err_r: int) -> str:
+def _limit(timeout: float) -> int:
+    """Whole seconds a child may run (alarm's unit), at least 1."""
+    return max(1, round(timeout))
+
+
+def _run(pid: int, gate: int, err_r: int, limit: int) -> str:
     """Release a waiting child and wait for it: its error, or "" when it sent everything."""
     os.write(gate, b"g")
     _, status = os.waitpid(pid, 0)
@@ -79,7 +84,9 @@ def _run(pid: int, gate: int, err_r: int) -> str:
     except BlockingIOError:
         error = ""
     code = os.waitstatus_to_exitcode(status)
-    if not error and code != 0:
+    if not error and code == -signal.SIGALRM:
+        error = f"it did not finish within {limit:g} s (a mode this slow is not counted)"
+    elif not error and code != 0:
         error = f"the counting child ended with status {code}"
     return error
 
@@ -105,7 +112,7 @@ def count(mode: Any, size: int, messages: int, port: int, timeout: float) -> lis
         os.set_blocking(eb_r, False)
         for pid, gate, err in ((pid_a, ga_w, ea_r), (pid_b, gb_w, eb_r)):
             waiting.remove(pid)
-            error = _run(pid, gate, err)
+            error = _run(pid, gate, err, _limit(timeout))
             if error:
                 raise RuntimeError(error)
     finally:

@@ -167,6 +167,9 @@ def _judge(total: Drained, per_round: list[float]) -> tuple[str, str | None]:
 
 #: messages in the first of the two counting passes (the second sends twice as many)
 INSTRUCTION_MESSAGES = 100
+#: seconds a counting child may take under valgrind (a count takes 0.3-2.6 s on our VM);
+#: a mode slower than that is not counted, with the reason
+COUNT_LIMIT = 10.0
 #: the program the valgrind counting process runs
 COUNT_PROGRAM = "pytest_netcopy.bench.countproc"
 PMU, VALGRIND = "pmu", "valgrind-cachegrind"
@@ -218,6 +221,10 @@ class InstructionCounter:
             self._counted[key] = self._count(key[0], size)
         return self._counted[key]
 
+    def forget(self) -> None:
+        """Count again from now on (the stability script measures repeated counts)."""
+        self._counted.clear()
+
     def _count(self, mode: bytes, size: int) -> UserInstructionFigures:
         try:
             server = self._server()
@@ -232,7 +239,8 @@ class InstructionCounter:
             valgrind = self.which()
             if valgrind is None:
                 raise CountError(VALGRIND_HINT)
-            server = CachegrindServer(valgrind, real_python(), COUNT_PROGRAM, self.timeout)
+            limit = min(self.timeout, COUNT_LIMIT)
+            server = CachegrindServer(valgrind, real_python(), COUNT_PROGRAM, limit)
             try:
                 server.start()
             except BaseException:
@@ -268,12 +276,3 @@ def close_shared_counter() -> None:
     if _shared is not None:
         _shared.close()
         _shared = None
-
-
-def instruction_pass(
-    pool: SenderPool, mode: object, size: int, count: int, counter: InstructionCounter
-) -> UserInstructionFigures:
-    """The sender's user-mode instructions per message: from the PMU on the pool's
-    threads where there is one, else from ``counter`` (valgrind)."""
-    counted = pmu_instruction_pass(pool, count)
-    return counted if counted is not None else counter.count(mode, size)

@@ -29,7 +29,7 @@ from pytest_netcopy.bench.measure import (
 )
 from pytest_netcopy.bench.passes import (
     InstructionCounter,
-    instruction_pass,
+    pmu_instruction_pass,
     shared_counter,
     syscall_pass,
     user_pass,
@@ -211,12 +211,13 @@ class BenchmarkRun:
             self.syscalls = syscall_pass(opened.pool, opened.count)
         if self.settings.user_rounds:
             self.user = user_pass(opened.pool, opened.count, self.settings.user_rounds)
-        if self.settings.instructions == "on":
-            counter = self.instruction_counter or shared_counter(self.settings.timeout)
-            self.instructions = instruction_pass(
-                opened.pool, self.mode, self.size, opened.count, counter
-            )
+        counting = self.settings.instructions == "on"
+        if counting:  # with a PMU: two rounds on these connections
+            self.instructions = pmu_instruction_pass(opened.pool, opened.count)
         opened.pool.finish_stream()
+        if counting and self.instructions is None:  # without: valgrind, connections ended
+            counter = self.instruction_counter or shared_counter(self.settings.timeout)
+            self.instructions = counter.count(self.mode, self.size)
 
     def record(self) -> BenchmarkRecord:
         """What the run measured, as the typed record of :mod:`pytest_netcopy.results.record`."""
