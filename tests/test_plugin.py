@@ -269,7 +269,13 @@ def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester
     _, extra = run_one(pytester, "--netcopy-control=none")
     assert "control" not in extra
     assert "throughput_vs_control" not in extra and "cpu_vs_control" not in extra
-    assert set(extra["rounds"]) == {"seconds", "throughput_gbps", "steal_ms", "cpu_ns_per_byte"}
+    assert set(extra["rounds"]) == {
+        "seconds",
+        "throughput_gbps",
+        "steal_ms",
+        "retransmits",
+        "cpu_ns_per_byte",
+    }
 
 
 def test_without_user_rounds_no_user_figures(pytester: pytest.Pytester) -> None:
