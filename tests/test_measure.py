@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,7 +34,13 @@ from pytest_netcopy.bench.measure import (
     per_round_cpu_ns_per_byte,
     sink_counters,
 )
-from pytest_netcopy.bench.passes import SENDER_SYSCALLS, SINK_SYSCALLS, _per_message, syscall_pass
+from pytest_netcopy.bench.passes import (
+    REMOTE_SINK_REASON,
+    SENDER_SYSCALLS,
+    SINK_SYSCALLS,
+    _per_message,
+    syscall_pass,
+)
 from pytest_netcopy.instruments import counters, perf_abi
 from pytest_netcopy.instruments.counters import (
     DEFAULT_EVENTS,
@@ -322,6 +329,8 @@ class StubPool:
     #: running ns of a leader in the next round (default: all of ROUND_NS)
     running: Callable[[FakeEvent], int] | None = None
     rounds: int = 0
+    #: the peer: a local sink, whose threads the syscall pass may count
+    sink: Any = field(default_factory=lambda: SimpleNamespace(local_threads=True))
 
     def run_round(self, count: int) -> RoundResult:
         self.rounds += 1
@@ -478,6 +487,18 @@ def test_syscall_pass_counts_only_its_own_round(kernel: Callable[..., Kernel]) -
     assert on_senders == {TRACEPOINTS[n] for n in SENDER_SYSCALLS if n in TRACEPOINTS}
     assert senders["sendmsg"] == 1.0 and sink["recvfrom"] == 90 / COUNT
     assert not k.fake.on  # disabled again
+
+
+def test_syscall_pass_leaves_a_remote_sinks_threads_alone(kernel: Callable[..., Kernel]) -> None:
+    """With the sink on another host its thread ids are not this machine's: never traced."""
+    k = kernel()
+    k.pool.sink = SimpleNamespace(local_threads=False)
+    senders, sink = syscall_pass(k.pool, COUNT)  # type: ignore[arg-type]
+    tracepoints = [e for e in k.fake.opened if e.type == perf_abi.TYPE_TRACEPOINT]
+    assert {e.tid for e in tracepoints} == set(k.pool.tids)
+    assert senders["sendmsg"] == 1.0
+    assert sink["recvfrom"] is None and sink["total"] is None  # null, never a fake 0
+    assert sink["not_counted"] == {"recvfrom": REMOTE_SINK_REASON}
 
 
 def test_no_pmu_hardware_figures_are_null_never_zero(kernel: Callable[..., Kernel]) -> None:
