@@ -195,6 +195,9 @@ def run_sweep(
             "--netcopy-sizes=" + ",".join(str(s) for s in SIZES), "--netcopy-threads=1",
             f"--netcopy-modes={MODE}", f"--benchmark-json={out}", *extra,
         ]  # fmt: skip
+    # the gate's user-instruction count runs only with a gate in the session; these runs are
+    # compared offline, so ask for it (baselines for a gate should be saved the same way)
+    cmd.append("--netcopy-instructions=on")
     env = dict(os.environ)
     if build is not None:
         cmd += ["-p", build.module]
