@@ -481,3 +481,76 @@ def test_readable_tracefs_has_no_hint(tmp_path: Path, rel: str) -> None:
     assert perf_abi.tracepoint_id("syscalls/sys_enter_sendto", sysfs) == 42
     assert perf_abi.tracefs_problem(sysfs) is None
     assert perf_abi.tracefs_hint(sysfs) is None
+
+
+def paranoid_procfs(root: Path, level: int) -> Path:
+    procfs = root / "proc"
+    (procfs / "sys" / "kernel").mkdir(parents=True)
+    (procfs / "sys" / "kernel" / "perf_event_paranoid").write_text(f"{level}\n")
+    return procfs
+
+
+def refused_unless_user_only(ev: FakeEvent) -> int | None:
+    """perf_event_paranoid=2 without CAP_PERFMON: any kernel-side count is refused."""
+    return None if ev.flags & EXCLUDE_KERNEL else errno.EACCES
+
+
+def user_part(ev: FakeEvent) -> int:
+    """What the kernel counts: exclude_kernel halves an event's count (its kernel half is
+    left out), except task-clock, which counts the task's whole CPU time regardless
+    (kernel/events/core.c: task_clock_event_update never looks at exclude_*)."""
+    full = by_name(ev)
+    if ev.flags & EXCLUDE_KERNEL and ev.name != "task-clock":
+        return full // 2
+    return full
+
+
+def test_paranoid_two_task_clock_is_the_full_count_not_user_only(plain_sysfs: Path) -> None:
+    fake = FakePerf(refused_unless_user_only)
+    procfs = paranoid_procfs(plain_sysfs.parent, 2)
+    c = ThreadCounters([5], DEFAULT_EVENTS, sys=fake, sysfs_root=plain_sysfs, procfs_root=procfs)
+    with c:
+        assert all(e.flags & EXCLUDE_KERNEL for e in fake.opened)  # every group fell back
+        got = measure(c, fake, enabled=1000, count=user_part)
+    full = float(by_name_of("task-clock"))
+    # a software clock ignores exclude_kernel: all of the CPU time, labelled as such
+    assert got["task-clock"] == {"value": full, "status": "ok", "running_fraction": 1.0}
+    for name in ("cycles", "instructions", "page-faults", "LLC-load-misses"):
+        assert got[name] == {
+            "value": float(by_name_of(name) // 2),
+            "status": "user-only",
+            "running_fraction": 1.0,
+        }, name
+    for name in ("context-switches", "cpu-migrations"):
+        assert got[name] == {"value": None, "status": "not permitted", "running_fraction": 1.0}
+    hint = c.fallback_hint()
+    assert hint is not None
+    assert hint.startswith("perf counters fell back to user-only counting")
+    assert "(kernel.perf_event_paranoid = 2)" in hint
+    assert (
+        "page-faults, cycles, instructions, cache-misses, L1-dcache-load-misses, "
+        "LLC-load-misses count user mode only" in hint
+    )
+    assert "context-switches, cpu-migrations are not counted" in hint
+    assert "task-clock still counts all CPU time, user and kernel" in hint
+    assert "perf_event_paranoid=1" in hint and "CAP_PERFMON" in hint
+
+
+def test_paranoid_two_with_task_clock_alone_says_nothing_is_user_only(
+    plain_sysfs: Path,
+) -> None:
+    fake = FakePerf(refused_unless_user_only)
+    procfs = paranoid_procfs(plain_sysfs.parent, 2)
+    c = ThreadCounters([5, 6], ["task-clock"], sys=fake, sysfs_root=plain_sysfs, procfs_root=procfs)
+    with c:
+        got = measure(c, fake, enabled=1000, count=user_part)
+    assert got["task-clock"] == {
+        "value": 2.0 * by_name_of("task-clock"),
+        "status": "ok",
+        "running_fraction": 1.0,
+    }
+    hint = c.fallback_hint()  # asked after close, as the runner does
+    assert hint is not None
+    assert "user-only" not in hint and "user mode only" not in hint
+    assert "task-clock still counts all CPU time, user and kernel" in hint
+    assert "(kernel.perf_event_paranoid = 2)" in hint

@@ -27,6 +27,7 @@ from pytest_netcopy.instruments.perf_abi import EventDef as EventDef
 from pytest_netcopy.instruments.perf_abi import PerfSys as PerfSys
 from pytest_netcopy.instruments.perf_abi import TracepointKeeper as TracepointKeeper
 from pytest_netcopy.instruments.perf_abi import perf_machine_info as perf_machine_info
+from pytest_netcopy.instruments.perf_groups import FULL_COUNT_EVENTS as FULL_COUNT_EVENTS
 from pytest_netcopy.instruments.perf_groups import KERNEL_ONLY_EVENTS as KERNEL_ONLY_EVENTS
 from pytest_netcopy.instruments.perf_groups import GroupPlan, OpenFailure, PerfGroups
 from pytest_netcopy.instruments.perf_groups import GroupReading as GroupReading
@@ -41,11 +42,9 @@ from pytest_netcopy.instruments.status import STATUSES as STATUSES
 from pytest_netcopy.instruments.status import USER_ONLY as USER_ONLY
 from pytest_netcopy.instruments.status import CounterValue as CounterValue
 
-PARANOID_HINT = (
-    "perf counters fell back to user-only counting (kernel work such as the kernel side "
-    "of send() is not counted): run `sysctl kernel.perf_event_paranoid=1` or grant "
-    "CAP_PERFMON to count kernel work"
-)
+#: how the hint starts when some events really count user mode only
+PARANOID_HINT = "perf counters fell back to user-only counting"
+PARANOID_FIX = "Run `sysctl kernel.perf_event_paranoid=1` or grant CAP_PERFMON to count kernel work"
 
 
 EVENTS: dict[str, EventDef] = {
@@ -129,11 +128,32 @@ class ThreadCounters(PerfGroups):
         return self._fell_back
 
     def fallback_hint(self) -> str | None:
-        """The one-time hint for the user when a fallback happened, else None."""
+        """The one-time hint for the user when a fallback happened, else None.
+
+        It says what was really counted: which events count user mode only, which
+        could not be counted at all, and that task-clock still counts all CPU time.
+        """
         if not self.user_only_fallback:
             return None
         paranoid = read_procfs_int(self.procfs_root, "sys/kernel/perf_event_paranoid")
-        return f"{PARANOID_HINT} (kernel.perf_event_paranoid = {paranoid})"
+        fell = [e for e in self.events if e in self._fell_back_events]
+        user = [e for e in fell if e not in KERNEL_ONLY_EVENTS | FULL_COUNT_EVENTS]
+        lost = [e for e in fell if e in KERNEL_ONLY_EVENTS]
+        whole = [e for e in fell if e in FULL_COUNT_EVENTS]
+        head = PARANOID_HINT if user else "perf counters were refused kernel-side counting"
+        parts = []
+        if user:
+            parts.append(
+                f"{', '.join(user)} count user mode only (kernel work such as the kernel "
+                "side of send() is not counted)"
+            )
+        if lost:
+            parts.append(f"{', '.join(lost)} are not counted")
+        if whole:
+            parts.append(f"{', '.join(whole)} still counts all CPU time, user and kernel")
+        return (
+            f"{head} (kernel.perf_event_paranoid = {paranoid}): {'; '.join(parts)}. {PARANOID_FIX}"
+        )
 
 
 class SyscallCounters(PerfGroups):

@@ -4,7 +4,8 @@ The machinery under :mod:`.counters` (which plans the groups: which events on wh
 threads). Per thread a group per planned set of events; leaders open disabled,
 members enabled; only leaders are toggled, without PERF_IOC_FLAG_GROUP. Events that
 fail to open are marked, the rest still count. A group refused kernel-side counting
-(EACCES/EPERM) is reopened with exclude_kernel=1 when its plan allows: ``user-only``.
+(EACCES/EPERM) is reopened with exclude_kernel=1 when its plan allows: ``user-only``
+(except task-clock: the kernel ignores exclude_kernel for it, its count stays whole).
 Deltas of reads (RESET keeps times) are summed over threads and groups, then scaled
 once (a hybrid PMU runs only while the thread is on its core type).
 """
@@ -41,6 +42,10 @@ from pytest_netcopy.instruments.status import (
 #: software events the kernel raises in its own context: excluded entirely by
 #: exclude_kernel=1 (measured: 29 and 50 switches read as 0)
 KERNEL_ONLY_EVENTS = frozenset({"context-switches", "cpu-migrations"})
+#: software clocks count the task's whole CPU time, user and kernel, whatever
+#: exclude_kernel says (kernel/events/core.c: task_clock_event_update never looks
+#: at exclude_*; measured as a non-root account: equal to the thread's CPU time)
+FULL_COUNT_EVENTS = frozenset({"task-clock"})
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class PerfGroups:
         self._failures: list[OpenFailure] = []
         self._opened = self._closed = False
         self._fell_back = False  # kept after close(): the hint is printed at the end
+        self._fell_back_events: dict[str, None] = {}  # opened with exclude_kernel=1, in order
 
     def _plan(self) -> list[GroupPlan]:
         raise NotImplementedError
@@ -129,6 +135,8 @@ class PerfGroups:
         if group is not None:
             self._groups.append(group)
             self._fell_back |= group.user_only
+            if group.user_only:
+                self._fell_back_events.update(dict.fromkeys(group.names_by_id.values()))
         self._failures.extend(OpenFailure(plan.tid, plan.label, n, s) for n, s in failed.items())
 
     def _try_group(
@@ -264,6 +272,7 @@ def _event_delta(
         enabled += max(a.time_enabled - b.time_enabled for b, a in pairs)
         running += sum(a.time_running - b.time_running for b, a in pairs)
         user_only = user_only or any(a.user_only for _, a in pairs)
+    user_only = user_only and event not in FULL_COUNT_EVENTS  # counted whole all the same
     fraction = None if enabled <= 0 else min(running / enabled, 1.0)
     if user_only and event in KERNEL_ONLY_EVENTS:
         # with exclude_kernel=1 these read 0 however often they happen: not a count

@@ -13,7 +13,8 @@ from typing import TypedDict
 OK = "ok"
 #: counted part of the time (multiplexed) and scaled to the whole
 SCALED = "scaled"
-#: counted in user mode only: the kernel refused kernel-side counting
+#: counted in user mode only: the kernel refused kernel-side counting (never task-clock,
+#: which counts all CPU time whatever exclude_kernel says)
 USER_ONLY = "user-only"
 #: opened, but nothing counted (never ran, or failed on the way)
 NOT_COUNTED = "not counted"
