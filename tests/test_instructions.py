@@ -225,3 +225,11 @@ def test_the_option_turns_the_pass_on_and_the_gate_judges_it(pytester: pytest.Py
         "--netcopy-gate=user_instructions_per_message:+10%",
     )
     assert gated["user_instructions"]["status"] == "ok"
+
+
+@NEEDS_VALGRIND
+def test_a_run_saved_as_a_baseline_counts_by_default(pytester: pytest.Pytester) -> None:
+    """auto counts in a run kept with --benchmark-save, so a later gate has the count."""
+    info = _sweep(pytester, "--benchmark-save=base", "--benchmark-storage=file://store")
+    assert info["user_instructions"]["status"] == "ok", info["user_instructions"]
+    assert info["user_instructions_per_message"] > 0

@@ -64,8 +64,13 @@ def pytest_configure(config: pytest.Config) -> None:
     gate = GatePlugin(config, state)
     config.pluginmanager.register(gate, "netcopy-gate")
     session.decide_rounds = gate.rounds_callback()  # more rounds where undecided (issue 12)
-    if settings.instructions == "auto":  # the instruction-count pass: when the gate is on
-        session.settings = replace(settings, instructions="on" if gate.settings.enabled else "off")
+    if settings.instructions == "auto":  # the instruction-count pass: when the gate is on,
+        # or when the run is kept as a possible baseline (so a later gate has the count)
+        saved = bool(config.getoption("benchmark_save", None)) or bool(
+            config.getoption("benchmark_autosave", None)
+        )
+        on = gate.settings.enabled or saved
+        session.settings = replace(settings, instructions="on" if on else "off")
     config.pluginmanager.register(XdistRefusal(config), "netcopy-xdist")
 
 
