@@ -19,7 +19,7 @@ from typing import IO, Any
 from pytest_netcopy import sink as wire
 from pytest_netcopy.transport.errors import TransferError
 from pytest_netcopy.transport.peer import Peer
-from pytest_netcopy.transport.records import RecordReader, SinkReport
+from pytest_netcopy.transport.records import RecordReader, SinkReport, parse_report
 
 
 def read_report_line(reader: RecordReader, timeout: float) -> dict[str, Any]:
@@ -45,19 +45,6 @@ def read_report_line(reader: RecordReader, timeout: float) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ValueError(f"a start-up report that is not an object: {line[:80]!r}")
     return info
-
-
-def parse_report(info: dict[str, Any]) -> SinkReport:
-    """The start-up report's figures (ValueError naming a missing one)."""
-    try:
-        return SinkReport(
-            port=int(info["port"]),
-            pid=int(info["pid"]),
-            recv_buffer=int(info["recv_buffer"]),
-            cpus=[int(c) for c in info["cpus"]],
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"a start-up report without {exc}") from None
 
 
 class SinkProcess(Peer):
