@@ -92,8 +92,9 @@ def test_parse_rules_accepts_ini_layout_and_empty_text() -> None:
 
 def test_default_rules_are_the_documented_ones() -> None:
     assert format_rules(DEFAULT_RULES) == (
-        "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
-        "user_instructions_per_message:+10%@-zero_copy "
+        "throughput_vs_control:-15%@-zero_copy cpu_vs_control:+15%@-zero_copy "
+        "throughput_vs_control:-25%@zero_copy cpu_vs_control:+25%@zero_copy "
+        "syscalls_per_message:+10% user_instructions_per_message:+10%@-zero_copy "
         "user_instructions_per_message:+25%@zero_copy"
     )
 

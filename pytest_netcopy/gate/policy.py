@@ -31,6 +31,9 @@ DEFAULT_ALPHA = 0.01
 #:   count below caught 40 of 40 extra copies alone. It stays a metric to gate by
 #:   hand (``user_cpu_ns_per_byte:+25%@-zero_copy``) where neither a PMU nor
 #:   valgrind can count instructions.
+#: * zero_copy's ratios to the control moved 17-23% between back-to-back default
+#:   sweeps of the same code at one machine speed (3 of 6 A/A pairs failed on them at
+#:   15%, 2026-12-01), so 25% for zero_copy; 0 of those 6 pairs fail at 25%.
 #: * the ratios to the control send (``*_vs_control``), not the absolute figures,
 #:   which move tens of percent with the machine's speed. Across full sweeps of
 #:   the same code they still moved 5-10% for one_copy and zero_copy even at one
@@ -46,7 +49,9 @@ DEFAULT_ALPHA = 0.01
 #:   (benchmarks/instruction_stability.py, docs/instruction-counts.md).
 DEFAULT_RULES: tuple[Rule, ...] = tuple(
     parse_rules(
-        "throughput_vs_control:-15% cpu_vs_control:+15% syscalls_per_message:+10% "
+        "throughput_vs_control:-15%@-zero_copy cpu_vs_control:+15%@-zero_copy "
+        "throughput_vs_control:-25%@zero_copy cpu_vs_control:+25%@zero_copy "
+        "syscalls_per_message:+10% "
         "user_instructions_per_message:+10%@-zero_copy "
         "user_instructions_per_message:+25%@zero_copy"
     )
