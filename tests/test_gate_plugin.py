@@ -210,9 +210,22 @@ def test_what_the_control_check_lets_through(pytester: pytest.Pytester, args: li
         *FAST, "--netcopy-sizes=4K", "--netcopy-threads=1", "--netcopy-modes=two_copy",
         *[a.replace("OLD", old) for a in args],
     )  # fmt: skip
-    assert result.ret == pytest.ExitCode.OK, result.stdout.str() + result.stderr.str()
+    text = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1)
-    assert last_line(result).startswith("netcopy gate: no regression in 1 benchmark")
+    if "--netcopy-control=none" in args:
+        # let through and judged: the verdict itself follows this machine's speed against
+        # a stored 17.4 Gbps (a loaded CI runner can fall below -90%), so either is fine
+        assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), text
+        assert re.match(
+            r"netcopy gate: (no regression in 1 benchmark|1 regression in two_copy-4096B-1t)",
+            last_line(result),
+        ), text
+        assert row(result, "two_copy-4096B-1t", "throughput_gbps").endswith(("REGRESSION", ")")), (
+            text
+        )
+    else:
+        assert result.ret == pytest.ExitCode.OK, text
+        assert last_line(result).startswith("netcopy gate: no regression in 1 benchmark")
 
 
 def test_baseline_without_gate_reports_only_and_says_machines_differ(
