@@ -26,7 +26,7 @@ from pytest_netcopy.plugin import hooks
 SIZE = 65536
 #: calibration and warm-up messages of the slow mode: 8 probe messages (the
 #: calibration's first round, 256 KiB at 64 KiB), then 1 warm-up round of the
-#: 1 message per round those make it calibrate to (8 x 50 ms >> a 10 ms round)
+#: 1 message per round those make it calibrate to (8 x 50 ms >> a 30 ms round)
 SLOW_START = 9
 
 CONFTEST = f"""
@@ -52,7 +52,7 @@ def test_sweep(netcopy, netcopy_mode):
 
 OPTIONS = (
     "-p", "no:xdist", "-p", "no:cacheprovider",
-    "--netcopy-modes=two_copy,slow", "--netcopy-round-time=0.01", "--netcopy-rounds=3",
+    "--netcopy-modes=two_copy,slow", "--netcopy-round-time=0.03", "--netcopy-rounds=3",
     "--netcopy-warmup-rounds=1", "--netcopy-control=none", "--netcopy-user-rounds=0",
     "--netcopy-counters=none", "--netcopy-timeout=30",
 )  # fmt: skip
