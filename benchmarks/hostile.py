@@ -44,7 +44,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pytest_netcopy import sink as wire
+from pytest_netcopy.sink import wire
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = [

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pytest_netcopy.sink as sink
 from pytest_netcopy.bench.figures import control_figures
 from pytest_netcopy.send.builtin import BareSend, builtin_registry
+from pytest_netcopy.sink import wire as sink
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.pool import RoundResult, SenderPool
 

@@ -153,7 +153,7 @@ def test_a_stranger_is_refused_and_the_round_is_unaffected(pytester: pytest.Pyte
         test_stranger="""
         import socket, struct
         import pytest
-        from pytest_netcopy import sink
+        from pytest_netcopy.sink import wire as sink
 
         def knock(port, payload):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:

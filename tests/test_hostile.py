@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from _support import FAST
 
-from pytest_netcopy import sink as wire
 from pytest_netcopy.send.builtin import TwoCopy
+from pytest_netcopy.sink import wire
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.pool import SenderPool
 
@@ -198,7 +198,7 @@ def test_the_summary_counts_the_strangers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_strangers="""
         import socket
-        from pytest_netcopy import sink
+        from pytest_netcopy.sink import wire as sink
 
         def test_knocks(netcopy, netcopy_sink):
             wrong = sink.HELLO.pack(sink.HELLO_MAGIC, bytes(16), 1, 4096)

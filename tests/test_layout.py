@@ -35,7 +35,7 @@ MAX_FUNCTION_LINES = 60
 
 
 def _part(path: Path) -> str:
-    """The part a module belongs to: ``bench`` for bench/runner.py, ``sink`` for sink.py."""
+    """The part a module belongs to: ``bench`` for bench/runner.py, ``sink`` for sink/tcp.py."""
     rel = path.relative_to(PACKAGE)
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 

@@ -101,7 +101,7 @@ def test_zero_copy_stops_waiting_when_the_socket_is_shut(monkeypatch: pytest.Mon
     import select
 
     from pytest_netcopy.send.builtin import ZeroCopy
-    from pytest_netcopy.sink import set_socket_timeouts
+    from pytest_netcopy.sink.wire import set_socket_timeouts
 
     with socket.create_server(("127.0.0.1", 0)) as server:
         a = socket.create_connection(server.getsockname(), timeout=5)

@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pytest_netcopy.sink as sink
 from pytest_netcopy.send.message import Message
+from pytest_netcopy.sink import PARTS
+from pytest_netcopy.sink import wire as sink
+from pytest_netcopy.transport.pipe import shipped_source
 
 sizes = st.integers(min_value=8, max_value=2048).map(lambda n: n * 8)
 
@@ -83,17 +85,33 @@ def test_unusable_sizes_are_refused_with_the_reason(size: int) -> None:
         Message(0, size)
 
 
-def test_sink_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(sink.__file__).read_text())
+@pytest.mark.parametrize("part", ["__init__", "__main__", *PARTS])
+def test_sink_imports_only_the_standard_library(part: str) -> None:
+    """Each part of the sink: the standard library, and the sink's own earlier parts."""
+    tree = ast.parse(Path(sink.__file__).with_name(f"{part}.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "relative import in the sink"
-            imported.add((node.module or "").split(".")[0])
+            module = node.module or ""
+            if module.startswith("pytest_netcopy"):
+                assert module.startswith("pytest_netcopy.sink."), module
+                earlier = PARTS[: PARTS.index(part)] if part in PARTS else PARTS
+                assert module.rsplit(".", 1)[1] in earlier, f"{part} imports a later part"
+            else:
+                imported.add(module.split(".")[0])
     outside = sorted(m for m in imported if m not in sys.stdlib_module_names and m != "__future__")
     assert outside == []
+
+
+def test_the_shipped_sink_imports_nothing_from_the_package() -> None:
+    tree = ast.parse(shipped_source())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in modules if m and m.startswith("pytest_netcopy")]
+    assert tree.body[-1].test.comparators[0].value == "__main__"  # type: ignore[attr-defined]
 
 
 def test_a_buffer_larger_than_65536_messages_verifies() -> None:

@@ -27,7 +27,7 @@ import socket
 import sys
 from typing import Any
 
-from pytest_netcopy.sink import set_socket_timeouts
+from pytest_netcopy.sink.wire import set_socket_timeouts
 
 #: what a child's exit status means (its words go through a pipe)
 CHILD_FAILED = 3

@@ -18,7 +18,7 @@ from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.instruments.link import route_facts
 from pytest_netcopy.results.schema import group_id
 from pytest_netcopy.send.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
-from pytest_netcopy.sink import check_size
+from pytest_netcopy.sink.wire import check_size
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.pipe import PipePeer

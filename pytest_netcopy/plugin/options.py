@@ -38,7 +38,7 @@ from pytest_netcopy.plugin.parsers import (
     stripped,
     timeout,
 )
-from pytest_netcopy.sink import DEFAULT_RECV_BUFFER
+from pytest_netcopy.sink.wire import DEFAULT_RECV_BUFFER
 from pytest_netcopy.transport.pipe import is_ssh, parse_address, parse_cpus, parse_peer
 
 __all__ = [

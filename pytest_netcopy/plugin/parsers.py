@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from pytest_netcopy.gate.rules import Rule, parse_rules
-from pytest_netcopy.sink import FIELDS, MIN_SIZE
+from pytest_netcopy.sink.wire import FIELDS, MIN_SIZE
 
 _UNITS = {
     "": 1,

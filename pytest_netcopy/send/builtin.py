@@ -17,7 +17,7 @@ from pytest_netcopy.send.zerocopy import (
     ZeroCopyError,
     parse_errqueue_cmsgs,
 )
-from pytest_netcopy.sink import STAMP_MASK
+from pytest_netcopy.sink.wire import STAMP_MASK
 
 
 def advance_iov(iov: Sequence[memoryview], sent: int) -> list[memoryview]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from pytest_netcopy.sink import FIELDS, STAMP_MASK, check_size, message_template
+from pytest_netcopy.sink.wire import FIELDS, STAMP_MASK, check_size, message_template
 
 __all__ = ["FIELDS", "Message", "check_size", "stamp_into"]
 

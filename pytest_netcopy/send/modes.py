@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
 from pytest_netcopy.send.message import Message, stamp_into
-from pytest_netcopy.sink import STAMP_MASK
+from pytest_netcopy.sink.wire import STAMP_MASK
 
 
 class ModeUnsupported(Exception):

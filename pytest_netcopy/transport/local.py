@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_netcopy import sink as wire
+from pytest_netcopy.sink import wire
 from pytest_netcopy.transport.errors import TransferError
 from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.records import RecordReader, SinkReport, parse_report

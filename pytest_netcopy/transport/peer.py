@@ -20,7 +20,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 
-from pytest_netcopy import sink as wire
+from pytest_netcopy.sink import wire
 from pytest_netcopy.transport.errors import TransferError
 from pytest_netcopy.transport.records import Accept, Record, Status, decode
 

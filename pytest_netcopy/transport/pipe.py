@@ -12,14 +12,16 @@ stdin (the command ended, the ssh session dropped) ends the sink.
 
 from __future__ import annotations
 
+import ast
 import ipaddress
 import os
 import shlex
 from pathlib import Path
 from typing import Any
 
-from pytest_netcopy import sink as wire
+from pytest_netcopy import sink
 from pytest_netcopy.instruments import link
+from pytest_netcopy.sink import wire
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.records import SinkReport
 
@@ -38,11 +40,25 @@ SECRET_FLAGS = {"-i", "-F", "-S", "-o"}
 
 
 def shipped_source() -> bytes:
-    """instruments/link.py, then sink.py (its ``from __future__`` line moved to the top)."""
+    """instruments/link.py, then the sink's parts in order, as one source ending in ``main()``.
+
+    The ``from __future__`` line moves to the top; the imports between the parts (and of
+    the package) are dropped, since in one namespace every part sees the names before it.
+    """
     future = "from __future__ import annotations\n"
-    facts = Path(link.__file__).read_text(encoding="utf-8")
-    sink = Path(wire.__file__).read_text(encoding="utf-8")
-    return (future + facts.replace(future, "") + sink.replace(future, "")).encode()
+    files = [Path(link.__file__)] + [Path(wire.__file__).with_name(f"{p}.py") for p in sink.PARTS]
+    body = "".join(_without_package_imports(f.read_text(encoding="utf-8")) for f in files)
+    tail = '\nif __name__ == "__main__":\n    sys.exit(main())\n'
+    return (future + body.replace(future, "") + tail).encode()
+
+
+def _without_package_imports(source: str) -> str:
+    """``source`` minus its ``from pytest_netcopy... import`` statements (all their lines)."""
+    lines = source.splitlines(keepends=True)
+    for node in reversed(ast.parse(source).body):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pytest_netcopy"):
+            del lines[node.lineno - 1 : node.end_lineno]
+    return "".join(lines)
 
 
 def parse_peer(text: str) -> str:

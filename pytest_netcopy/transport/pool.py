@@ -10,9 +10,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pytest_netcopy import sink as wire
 from pytest_netcopy.instruments.steal import StealClock
 from pytest_netcopy.send.modes import Mode, Sender
+from pytest_netcopy.sink import wire
 from pytest_netcopy.transport import tcpinfo
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.peer import Peer

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_netcopy import sink as wire
+from pytest_netcopy.sink import wire
 
 END_TEXT = {
     wire.END_CLEAN: "the stream ended cleanly after the last round",
