@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from pytest_netcopy.sink.wire import (  # not shipped: one namespace there
     ACCEPT,
@@ -127,7 +128,11 @@ class Connection(threading.Thread):
         hello = self.handshake()
         if hello is None:
             return
-        conn_id, size = hello
+        magic, conn_id, size = hello
+        FLOWS[magic](self, conn_id, size)
+
+    def serve_stream(self, conn_id: int, size: int) -> None:
+        """A stream (HELLO_MAGIC): rounds of messages, each verified and ACKed."""
         capacity = max(self.capacity, size)
         set_socket_timeouts(self.sock, self.timeout)
         self.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), capacity))
@@ -135,8 +140,8 @@ class Connection(threading.Thread):
         while (header := self.round_header(conn_id)) is not None:
             self.receive_round(stream, *header)
 
-    def handshake(self) -> tuple[int, int] | None:
-        """The HELLO's (conn id, size), by one deadline; None (logged) when refused."""
+    def handshake(self) -> tuple[bytes, int, int] | None:
+        """The HELLO's (magic, conn id, size), by one deadline; None (logged) when refused."""
         deadline = time.monotonic() + self.hello_timeout
         try:
             hello = recv_before(self.sock, HELLO.size, deadline)
@@ -144,7 +149,7 @@ class Connection(threading.Thread):
             self.log(f"refused: no hello ({exc})")
             return None
         magic, token, conn_id, size = HELLO.unpack(hello)
-        if magic != HELLO_MAGIC or not hmac.compare_digest(token, self.token):
+        if magic not in FLOWS or not hmac.compare_digest(token, self.token):
             self.log("refused: wrong magic or token")
             return None
         self.door.settle(id(self), stranger=False)
@@ -153,7 +158,7 @@ class Connection(threading.Thread):
         except ValueError as exc:
             self.log(f"refused: {exc}")
             return None
-        return conn_id, size
+        return magic, conn_id, size
 
     def round_header(self, conn_id: int) -> tuple[int, int] | None:
         """The next ROUND's (round number, messages); None (END reported) when the stream ends."""
@@ -214,6 +219,10 @@ class Connection(threading.Thread):
         switches = (ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw)
         ack = ACK.pack(ACK_MAGIC, conn_id, round_no, need, *verdict, calls, cpu, *switches)
         self.report(ack)
+
+
+#: what a connection carries, by its HELLO's magic; later parts add theirs (sink.PARTS)
+FLOWS: dict[bytes, Callable[[Connection, int, int], None]] = {HELLO_MAGIC: Connection.serve_stream}
 
 
 class _Stream:
