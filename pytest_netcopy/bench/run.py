@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 from pytest_netcopy.bench.calibration import calibrate, warm_up
@@ -35,6 +35,8 @@ from pytest_netcopy.bench.passes import (
     user_pass,
 )
 from pytest_netcopy.bench.settings import Settings
+from pytest_netcopy.bench.tcpfigures import tcp_info_figures
+from pytest_netcopy.bench.udprate import choose_rate, udp_figures
 from pytest_netcopy.results.record import (
     BenchmarkRecord,
     ControlFigures,
@@ -44,11 +46,14 @@ from pytest_netcopy.results.record import (
     UserInstructionFigures,
     UserTimeFigures,
 )
+from pytest_netcopy.results.udp import UdpFigures
 from pytest_netcopy.send.builtin import BareSend
 from pytest_netcopy.send.modes import Mode
+from pytest_netcopy.send.udp import UdpBareSend
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.placement import Placement
 from pytest_netcopy.transport.pool import RoundResult, SenderPool
+from pytest_netcopy.transport.udp import DatagramPool
 
 #: the gate's decision after a look (set by the plugin on the session): given the
 #: benchmark's figures so far and the seconds its extra rounds took, (rounds to add,
@@ -78,7 +83,8 @@ class BenchmarkRun:
 
     settings: Settings
     placement: Placement
-    sink: SinkProcess
+    #: None: transmit only (``transmit_only`` says where to)
+    sink: SinkProcess | None
     mode: Mode
     size: int
     threads: int
@@ -96,6 +102,10 @@ class BenchmarkRun:
     instruction_counter: InstructionCounter | None = None
     #: the gate's looks and the rounds they added (None: no look)
     gate_rounds: GateRounds | None = None
+    #: the blackhole target's (host, port): UDP sent there, nothing receives (issue 15)
+    transmit_only: tuple[str, int] | None = None
+    #: a UDP benchmark's pace as recorded in ``udp.rate`` (bench/udprate.py)
+    udp_rate: dict[str, Any] | None = None
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
 
     def __enter__(self) -> Self:
@@ -115,15 +125,26 @@ class BenchmarkRun:
         """Connect the senders (and the control's) and open the counters on their threads."""
         settings = self.settings
         with_control = settings.control != "none"
-        pool = self._stack.enter_context(
-            SenderPool(
-                self.sink, self.mode, self.size, self.threads,
-                timeout=settings.timeout, nodelay=settings.nodelay,
-                congestion=settings.congestion,
-                cpus=self.placement.sender_cpus if self.placement.pinned else (),
-                control=BareSend() if with_control else None,
-            )
-        )  # fmt: skip
+        if self.sink is None:  # the blackhole target: transmit only
+            pool: SenderPool = self._stack.enter_context(self._transmit_only_pool(with_control))
+        elif self.mode.transport == "udp":  # a UDP flow per thread; the control on the same flows
+            pool = self._stack.enter_context(
+                DatagramPool(
+                    self.sink, self.mode, self.size, self.threads, timeout=settings.timeout,
+                    cpus=self.placement.sender_cpus if self.placement.pinned else (),
+                    control=UdpBareSend() if with_control else None,
+                )
+            )  # fmt: skip
+        else:
+            pool = self._stack.enter_context(
+                SenderPool(
+                    self.sink, self.mode, self.size, self.threads,
+                    timeout=settings.timeout, nodelay=settings.nodelay,
+                    congestion=settings.congestion,
+                    cpus=self.placement.sender_cpus if self.placement.pinned else (),
+                    control=BareSend() if with_control else None,
+                )
+            )  # fmt: skip
         counters = self._stack.enter_context(RoundCounters(pool, settings.counters))
         control = None
         if with_control:
@@ -132,9 +153,19 @@ class BenchmarkRun:
             control = self._stack.enter_context(RoundCounters(pool, events))
         return Connections(pool, counters, control)
 
+    def _transmit_only_pool(self, with_control: bool) -> DatagramPool:
+        """The UDP senders into the blackhole target: no sink, as fast as they go."""
+        return DatagramPool(
+            None, self.mode, self.size, self.threads, timeout=self.settings.timeout,
+            cpus=self.placement.sender_cpus if self.placement.pinned else (),
+            control=UdpBareSend() if with_control else None, transmit_only=self.transmit_only,
+        )  # fmt: skip
+
     def calibrate(self, opened: Connections) -> None:
         """The message counts for rounds of the target length, then the warm-up rounds."""
         pool, target = opened.pool, self.settings.round_time
+        if isinstance(pool, DatagramPool):  # the pace first: the counts depend on it
+            self.udp_rate = choose_rate(pool, self.settings.udp_rate, target)
         count = calibrate(pool, target, self.size)
         control_count = None
         if opened.control is not None:
@@ -225,20 +256,31 @@ class BenchmarkRun:
         measured = throughput(self.mode.name, self.size, self.threads, opened.count, self.rounds)
         setup = Setup(
             placement=self.placement.as_dict(),
-            sink_recv_buffer=self.sink.recv_buffer,
+            sink_recv_buffer=self.sink.recv_buffer if self.sink is not None else None,
             tcp_nodelay=self.settings.nodelay,
             round_target_seconds=self.settings.round_time,
             tcp_congestion=opened.pool.congestion_used,
             zerocopy=zerocopy_totals(self.zerocopy_before, self.zerocopy_after),
-            peer=not self.sink.local_threads,
+            peer=self.sink is not None and not self.sink.local_threads,
+            target=self.settings.target,
         )
         counters = counter_figures(
             opened.counters.per_round, self.rounds, measured.bytes_per_round, self.syscalls
         )
+        if self.sink is None:  # transmit only: no sink, so no sink figures (never a 0)
+            per_byte = replace(counters.per_byte, sink_cpu_ns_per_byte=None)
+            counters = replace(counters, sink_counters={}, per_byte=per_byte)
         control = self._control_figures(opened, counters.rounds_cpu_ns_per_byte)
         return BenchmarkRecord(
-            measured, setup, counters, control, self.user, self.instructions, self.gate_rounds
-        )
+            measured, setup, counters, control, self.user, self.instructions, self.gate_rounds,
+            tcp_info=tcp_info_figures(self.threads, self.rounds), transport=self.mode.transport,
+            udp=self._udp_figures(opened.pool),
+        )  # fmt: skip
+
+    def _udp_figures(self, pool: SenderPool) -> UdpFigures | None:
+        if not isinstance(pool, DatagramPool):
+            return None
+        return udp_figures(self.rounds, self.udp_rate or {}, pool.sink_rcvbufs)
 
     def _control_figures(
         self, opened: Connections, cpu: list[float | None] | None

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from pytest_netcopy.bench.rr import RrRun
 from pytest_netcopy.bench.run import BenchmarkRun, Decide
 from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.instruments.link import route_facts
 from pytest_netcopy.results.schema import group_id
 from pytest_netcopy.send.modes import Mode, ModeRegistry, ModeUnsupported, SendOne
-from pytest_netcopy.sink.wire import check_size
+from pytest_netcopy.sink.wire import check_datagram_size, check_size
+from pytest_netcopy.transport.blackhole import Blackhole, ProbeResult
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.pipe import PipePeer
@@ -41,6 +43,17 @@ class NetcopySession:
     explain: Callable[[TransferError], str] = str
     #: the gate's decision whether a benchmark needs more rounds (None: no gate, none run)
     decide_rounds: Decide | None = None
+    #: the transmit-only topology (target blackhole), built on first use, and its probe
+    blackhole: Blackhole | None = None
+    probe: ProbeResult | None = None
+
+    def get_blackhole(self) -> Blackhole:
+        """The session's blackhole topology: built (and probed) once, torn down by close."""
+        if self.blackhole is None:
+            hole = Blackhole(timeout=self.settings.timeout).open()
+            self.blackhole = hole  # close() tears it down, even when the probe fails
+            self.probe = hole.probe()
+        return self.blackhole
 
     def get_sink(self) -> SinkProcess:
         if self.sink is None:
@@ -73,6 +86,17 @@ class NetcopySession:
         placement["peer_cpus"] = sink.peer_cpus
         return {"peer": sink.peer_info(), "link": {"sender": near, "peer": sink.link}}
 
+    def target_facts(self) -> dict[str, Any]:
+        """``machine_info["netcopy"]["target"]``: the target, and for the blackhole how it was
+        built and what its zero-copy probe saw (``copies``: the kernel's honest line)."""
+        facts: dict[str, Any] = {"name": self.settings.target}
+        if self.blackhole is not None:
+            facts["topology"] = self.blackhole.facts()
+        if self.probe is not None:
+            facts["probe"] = self.probe.as_dict()
+            facts["copies"] = self.probe.reason
+        return facts
+
     def refused_strangers(self) -> int:
         """Connections the session's sinks refused without the token (asks a running sink)."""
         if self.sink is None:
@@ -84,6 +108,9 @@ class NetcopySession:
         if self.sink is not None:
             self.sink.close()
             self.sink = None
+        if self.blackhole is not None:
+            self.blackhole.close()
+            self.blackhole = None
 
 
 @dataclass
@@ -94,7 +121,15 @@ class RunResult:
 
     @property
     def intact(self) -> bool:
-        return bool(self.extra_info["integrity"]["ok"])
+        """No corrupted byte: the sink verified every byte (a corrupted one fails the run
+        before this), or, transmit only, nothing received anything to corrupt (see
+        :attr:`transmit_only`: no verdict, nothing verified)."""
+        return self.extra_info["integrity"]["ok"] is not False
+
+    @property
+    def transmit_only(self) -> bool:
+        """The blackhole target's result: nothing received, the payload was not verified."""
+        return self.extra_info.get("target") == "blackhole"
 
     @property
     def throughput_gbps(self) -> float:
@@ -137,6 +172,8 @@ class Netcopy:
         self._benchmark = benchmark
         self._defaults = defaults
         self.result: RunResult | None = None
+        #: the pattern and rate of the benchmark being run (set by :meth:`run`)
+        self._point: tuple[str, float | None] = ("stream", None)
 
     def _mode(self, mode: Mode | str | SendOne | None) -> Mode:
         mode = mode if mode is not None else self._defaults.get("mode")
@@ -154,13 +191,18 @@ class Netcopy:
         *,
         size: int | None = None,
         threads: int | None = None,
+        pattern: str | None = None,
+        rate: float | None = None,
     ) -> RunResult:
         """Benchmark ``mode`` at ``size`` bytes per message with ``threads`` connections.
 
         Without arguments, the parametrized ``netcopy_mode``/``netcopy_size``/
-        ``netcopy_threads`` of the test are used. A corrupted payload or a
+        ``netcopy_threads`` (and ``netcopy_pattern``/``netcopy_rr_rate``) of the test
+        are used. ``pattern="rr"``: request/response, closed loop or at ``rate``
+        transactions/s per connection (docs/latency.md). A corrupted payload or a
         failed transfer fails the test; a mode this machine cannot do skips it.
         """
+        self._point = self._pattern_and_rate(pattern, rate)
         run = self._new_run(mode, size, threads)
         skip_reason, failure = self._measure(run)
         # outside the except blocks, so the report shows no exception chain
@@ -185,12 +227,38 @@ class Netcopy:
         size = int(size if size is not None else self._defaults.get("size", 4096))
         threads = int(threads if threads is not None else self._defaults.get("threads", 1))
         check_size(size)
+        if mode_obj.transport == "udp":
+            check_datagram_size(size)
         if threads < 1:
             raise ValueError(f"threads={threads}: expected at least 1")
         session = self._session
+        pattern, rate = self._point
+        self._benchmark.group = group_id(size, threads, pattern=pattern, rate=rate)
+        if pattern == "rr":
+            hole = session.settings.target == "blackhole"  # no sink there: RrRun skips
+            sink = None if hole else session.get_sink()
+            s, place = session.settings, session.placement
+            return RrRun(s, place, sink, mode_obj, size, threads, rate=rate)
+        if session.settings.target == "blackhole":  # transmit only: no sink (issue 15)
+            target = session.get_blackhole().target
+            return BenchmarkRun(
+                session.settings, session.placement, None, mode_obj, size, threads,
+                transmit_only=target,
+            )  # fmt: skip
         sink = session.get_sink()
-        self._benchmark.group = group_id(size, threads)
         return BenchmarkRun(session.settings, session.placement, sink, mode_obj, size, threads)
+
+    def _pattern_and_rate(
+        self, pattern: str | None, rate: float | None
+    ) -> tuple[str, float | None]:
+        """The benchmark's pattern and rate: the arguments, else the test's parameters."""
+        pattern = pattern if pattern is not None else self._defaults.get("pattern", "stream")
+        rate = rate if rate is not None else self._defaults.get("rate")
+        if pattern not in ("stream", "rr"):
+            raise ValueError(f"pattern={pattern!r}: expected 'stream' or 'rr'")
+        if rate is not None and (pattern != "rr" or not rate > 0):
+            raise ValueError(f"rate={rate!r}: expected a rate above 0, with pattern='rr'")
+        return str(pattern), None if rate is None else float(rate)
 
     def _measure(self, run: BenchmarkRun) -> tuple[str | None, str | None]:
         """Run the rounds through pytest-benchmark: (why to skip, why it failed), or Nones."""
@@ -212,7 +280,8 @@ class Netcopy:
             return None, str(exc)
         except TransferError as exc:
             explained = self._session.explain(exc)
-            stuck = run.sink.replace_if_stuck(min(run.settings.timeout, 5.0))
+            wait = min(run.settings.timeout, 5.0)
+            stuck = run.sink.replace_if_stuck(wait) if run.sink is not None else None
             if stuck is not None:
                 explained = f"{stuck}\n{explained}"
             return None, f"netcopy {run.mode.name} {run.size} B x {run.threads}: {explained}"

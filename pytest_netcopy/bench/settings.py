@@ -45,3 +45,18 @@ class Settings:
     #: the instruction-count pass (user_instructions_per_message): "on", "off", or "auto"
     #: (on when the gate is on; the plugin resolves it, the bench reads "auto" as off)
     instructions: str = "off"
+    #: "sink" (a receiver verifies every byte) or "blackhole" (transmit only: UDP forwarded
+    #: out of a namespace into a blackhole route, transport/blackhole.py; root only)
+    target: str = "sink"
+    #: the patterns of the grid: "stream" and/or "rr" (request/response, issue 16)
+    patterns: tuple[str, ...] = ("stream", "rr")
+    #: request/response: connection counts, response size, rates per connection (empty:
+    #: closed loop), TCP_NODELAY, and the fewest transactions a benchmark's measured rounds hold
+    rr_threads: tuple[int, ...] = (1, 4)
+    response_size: int = 64
+    rr_rate: tuple[float, ...] = ()
+    rr_nodelay: bool = True
+    rr_transactions: int = 20_000
+    #: UDP senders' pace per flow: ("bits_per_second" | "datagrams_per_second", value), or
+    #: None: calibrated to the sink (bench/udprate.py)
+    udp_rate: tuple[str, float] | None = None

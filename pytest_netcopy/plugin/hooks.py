@@ -13,19 +13,30 @@ from typing import Any
 import pytest
 
 from pytest_netcopy.bench.runner import NetcopySession
+from pytest_netcopy.bench.settings import Settings
 from pytest_netcopy.plugin import hookspecs
-from pytest_netcopy.plugin.fixtures import XdistRefusal, netcopy, netcopy_mode, netcopy_sink
+from pytest_netcopy.plugin.fixtures import (
+    XdistRefusal,
+    netcopy,
+    netcopy_mode,
+    netcopy_pattern,
+    netcopy_rr_rate,
+    netcopy_sink,
+)
 from pytest_netcopy.plugin.gate import GatePlugin
 from pytest_netcopy.plugin.grid import parametrize
 from pytest_netcopy.plugin.options import OPTIONS, add_options, resolve
 from pytest_netcopy.plugin.state import STATE_KEY, PluginState
 from pytest_netcopy.plugin.summary import netcopy_machine_info, write_summary
+from pytest_netcopy.plugin.target import check_target
 from pytest_netcopy.send.builtin import builtin_registry
+from pytest_netcopy.send.modes import ModeRegistry
+from pytest_netcopy.sink.wire import MAX_DATAGRAM
 from pytest_netcopy.transport.errors import CongestionRefused, TransferError
 from pytest_netcopy.transport.placement import plan_placement
 
 #: the fixtures are the plugin's through this module (pytest collects them here)
-__all__ = ["netcopy", "netcopy_mode", "netcopy_sink"]
+__all__ = ["netcopy", "netcopy_mode", "netcopy_pattern", "netcopy_rr_rate", "netcopy_sink"]
 
 MARKER = (
     "netcopy(sizes=None, threads=None, modes=None, gate=None): restrict the netcopy grid "
@@ -53,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{sources['modes']}={','.join(settings.modes)!r}: unknown mode(s) "
             f"{', '.join(unknown)}; expected names from: {', '.join(registry.names())}"
         )
+    check_target(settings, sources)  # issue 15: blackhole needs root and no peer
+    check_datagram_sizes(settings, sources, registry)  # issue 15: a UDP mode's size limit
     session = NetcopySession(
         settings=settings,
         registry=registry,
@@ -72,6 +85,20 @@ def pytest_configure(config: pytest.Config) -> None:
         on = gate.settings.enabled or saved
         session.settings = replace(settings, instructions="on" if on else "off")
     config.pluginmanager.register(XdistRefusal(config), "netcopy-xdist")
+
+
+def check_datagram_sizes(
+    settings: Settings, sources: dict[str, str], registry: ModeRegistry
+) -> None:
+    """A size above the datagram limit with a UDP mode in the grid is a usage error."""
+    udp = [m for m in settings.modes if registry.get(m).transport == "udp"]
+    big = [size for size in settings.sizes if size > MAX_DATAGRAM]
+    if udp and big:
+        raise pytest.UsageError(
+            f"{sources['sizes']}={','.join(map(str, settings.sizes))!r}: {big[0]} B does not fit "
+            f"in one UDP datagram (the UDP mode(s) {', '.join(udp)} send one message per "
+            f"datagram): expected sizes up to {MAX_DATAGRAM} B"
+        )
 
 
 def explain_transfer_error(exc: TransferError) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_netcopy.bench.settings import Settings
+from pytest_netcopy.bench.udprate import parse_udp_rate
 from pytest_netcopy.gate.policy import DEFAULT_RULES, DEFAULT_SPEED_TOLERANCE, parse_speed_tolerance
 from pytest_netcopy.gate.rules import format_rules
 from pytest_netcopy.gate.sequential import DEFAULT_MAX_ROUNDS, DEFAULT_MAX_SECONDS
@@ -37,6 +38,13 @@ from pytest_netcopy.plugin.parsers import (
     recv_buffer,
     stripped,
     timeout,
+)
+from pytest_netcopy.plugin.rrparsers import (
+    parse_on_off,
+    parse_patterns,
+    parse_rates,
+    parse_response_size,
+    parse_rr_threads,
 )
 from pytest_netcopy.sink.wire import DEFAULT_RECV_BUFFER
 from pytest_netcopy.transport.pipe import is_ssh, parse_address, parse_cpus, parse_peer
@@ -145,6 +153,34 @@ BENCH_SPECS: tuple[Spec, ...] = (
          "count the sender's user-mode instructions per message in an untimed pass "
          "(user_instructions_per_message: from the PMU, else under valgrind; a count the "
          "machine's speed does not move); auto: when --netcopy-gate is on"),
+    Spec("target", choice("sink", "blackhole"), "sink", "sink|blackhole",
+         "where the senders send: sink (a receiver verifies every byte) or blackhole (transmit "
+         "only: the UDP modes into a forwarding namespace that drops everything, the one path "
+         "on one host where MSG_ZEROCOPY really skips the copy; nothing is verified; TCP modes "
+         "skip; needs root, see docs/blackhole.md)"),
+    Spec("patterns", parse_patterns, "stream,rr", "PATTERNS",
+         "what a test taking netcopy_pattern runs: stream (rounds of messages one way), rr "
+         "(request/response: one message, then the sink's response; round-trip percentiles, "
+         "docs/latency.md), or both"),
+    Spec("rr_threads", parse_rr_threads, "1,4", "COUNTS",
+         "connection counts of the request/response grid (one sender thread each)"),
+    Spec("response_size", parse_response_size, "64", "BYTES",
+         "bytes of the sink's response to each request (a multiple of 8, >= 64, <= 64 MiB; "
+         "the request's stamp and a per-connection content, verified at the sender)"),
+    Spec("rr_rate", parse_rates, "", "RATES",
+         "request/response on a fixed schedule: transactions per second per connection (a "
+         "comma list sweeps); each round trip is timed from when it was due, so stalls are "
+         "not hidden (docs/latency.md); empty or none: closed loop"),
+    Spec("rr_nodelay", parse_on_off, "on", "on|off",
+         "TCP_NODELAY on request/response connections (both ends); off turns Nagle back on "
+         "(with delayed ACKs, ~40 ms stalls); recorded as rr.tcp_nodelay"),
+    Spec("rr_transactions", count(1), "20000", "N",
+         "the fewest transactions a request/response benchmark's measured rounds hold in all "
+         "(p99.9 from fewer is noise); rounds are lengthened to reach it"),
+    Spec("udp_rate", parse_udp_rate, "calibrate", "RATE",
+         "pace of each UDP flow: bits per second (2G, 500M) or datagrams per second "
+         "(100000dps); calibrate: the fastest rate the sink keeps up with at under 1% loss, "
+         "found before each UDP benchmark and recorded as udp.rate (docs/udp.md)"),
 )  # fmt: skip
 
 #: the regression gate's (see docs/gate.md and plugin/gatesettings.py)

@@ -16,10 +16,11 @@ from pytest_netcopy.report.figures import (
     Extra,
     copied_fraction,
     counter_statuses,
-    integrity_ok,
+    integrity_word,
     round_spread,
     syscalls_total,
 )
+from pytest_netcopy.report.tcpinfo import limited_by_cell
 from pytest_netcopy.results.schema import as_float
 
 Counters = bool | Literal["auto"]
@@ -81,7 +82,7 @@ def _key(name: str) -> Callable[[Extra], Any]:
 
 
 def _show_integrity(value: Any) -> str:
-    return NA if value is None else ("intact" if value else "CORRUPT")
+    return NA if value is None else str(value)
 
 
 def _copied_pct(extra: Extra) -> float | None:
@@ -102,7 +103,24 @@ GBPS = Metric("Gbps", _key("throughput_gbps"), fmt_gbps)
 STEAL = Metric("host steal ms", _key("steal_ms"), _show_steal, change="text")
 #: segments the senders retransmitted during the measured rounds (TCP_INFO)
 RETRANSMITS = Metric("retransmits", _key("retransmits"), lambda v: f"{v:.0f}", change="text")
+#: shares of the senders' busy time limited by rwnd / sndbuf / the sender (TCP_INFO)
+LIMITED_BY = Metric("limited by % (rwnd / sndbuf / sender)", limited_by_cell, str, change="text")
 SPREAD = Metric("round spread %", round_spread, _show_spread, change="points")
+
+
+def _udp_cell(extra: Extra) -> str | None:
+    """``goodput Gbps / loss %`` of a UDP result over a sink (docs/udp.md); None otherwise."""
+    udp = extra.get("udp")
+    if not isinstance(udp, Mapping):
+        return None
+    goodput, loss = as_float(udp.get("goodput_gbps")), as_float(udp.get("loss_fraction"))
+    if goodput is None or loss is None:
+        return None
+    return f"{fmt_gbps(goodput)} / {100 * loss:.2f}%"
+
+
+#: UDP: what the sink verified per second, and the datagrams it never got
+UDP = Metric("UDP goodput Gbps / loss %", _udp_cell, str, change="text")
 BASE_METRICS = (
     GBPS,
     Metric("messages/s", _key("messages_per_second"), fmt_rate),
@@ -110,7 +128,7 @@ BASE_METRICS = (
 )
 COPIED = Metric("zero-copy copied %", _copied_pct, lambda v: f"{v:.1f}", change="points")
 VS_CONTROL = Metric("Gbps vs control", _key("throughput_vs_control"), lambda v: f"{v:.2f}")
-INTEGRITY = Metric("integrity", integrity_ok, _show_integrity, change="text")
+INTEGRITY = Metric("integrity", integrity_word, _show_integrity, change="text")
 COUNTER_METRICS = (
     Metric(
         "sender CPU ns/byte",
@@ -198,12 +216,16 @@ def select_metrics(
 ) -> tuple[list[Metric], list[str]]:
     """The metric lines to show, and notes about counter lines left out (auto mode)."""
     metrics = list(BASE_METRICS)
+    if any(UDP.get(r) is not None for r in results):
+        metrics.insert(1, UDP)  # beside Gbps: what arrived, against what was sent
     if any(SPREAD.get(r) is not None for r in results):
         metrics.append(SPREAD)
     if any((STEAL.get(r) or 0) > 0 for r in results):
         metrics.append(STEAL)  # only on a machine whose host took CPU time: bare metal never
     if any((RETRANSMITS.get(r) or 0) > 0 for r in results):
         metrics.append(RETRANSMITS)  # only where a link lost or delayed segments
+    if any(LIMITED_BY.get(r) is not None for r in results):
+        metrics.append(LIMITED_BY)  # only runs that read TCP_INFO's chrono fields
     if any(VS_CONTROL.get(r) is not None for r in results):
         metrics.append(VS_CONTROL)
     if any(isinstance(r.get("zerocopy"), Mapping) or r.get("mode") == "zero_copy" for r in results):

@@ -23,11 +23,13 @@ from pytest_netcopy.report.figures import Extra
 from pytest_netcopy.report.formats import SEPARATED_FORMATS, check_table_format
 from pytest_netcopy.report.metrics import (
     COPIED,
+    LIMITED_BY,
     NA,
     SPREAD,
     SPREAD_LIMIT,
     SPREAD_MARK,
     STEAL,
+    UDP,
     USER_CPU,
     VS_CONTROL,
     Counters,
@@ -72,6 +74,11 @@ def _render(
     return _tabulate.tabulate(
         rows, headers=headers, tablefmt=fmt, colalign=colalign, disable_numparse=True
     )
+
+
+#: the engine under every table of the report (the latency table's too)
+Group = _Group
+render_groups = _render
 
 
 def _cell(
@@ -134,6 +141,12 @@ _METRIC_LEGENDS = (
         "kernels): rounds slowed from outside this machine.",
     ),
     (
+        LIMITED_BY,
+        "limited by % = shares of the senders' busy time (TCP_INFO, all connections) limited "
+        "by the receive window / by the send buffer / by the sender itself; not known where "
+        "the kernel gave no chrono fields (why in brackets).",
+    ),
+    (
         VS_CONTROL,
         "Gbps vs control = Gbps / the control send's (bare_send: one prepared buffer, "
         "sendall) in the rounds around it, same connections (median of the rounds).",
@@ -142,6 +155,11 @@ _METRIC_LEGENDS = (
         USER_CPU,
         "sender user CPU ns/byte = the sender threads' user-mode CPU time per byte (their own "
         "code, not the kernel's), sampled at 10 kHz in untimed rounds after the measured ones.",
+    ),
+    (
+        UDP,
+        "UDP goodput Gbps / loss % = bytes the sink verified per second of round / datagrams "
+        "sent that never arrived (Gbps counts what the senders sent).",
     ),
     (
         COPIED,

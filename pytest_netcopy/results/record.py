@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_netcopy.results.rr import RrFigures
 from pytest_netcopy.results.schema import SCHEMA_VERSION
+from pytest_netcopy.results.tcpinfo import TcpInfoFigures
+from pytest_netcopy.results.udp import UdpFigures
 
 #: per event: ``{"value", "status", "running_fraction"}``
 Counts = Mapping[str, Mapping[str, Any]]
@@ -51,7 +54,8 @@ class Setup:
     """How the benchmark ran: placement, socket options, round length."""
 
     placement: Mapping[str, object]
-    sink_recv_buffer: int
+    #: None: no sink (the transmit-only target)
+    sink_recv_buffer: int | None
     tcp_nodelay: bool
     round_target_seconds: float
     tcp_congestion: str
@@ -59,6 +63,8 @@ class Setup:
     zerocopy: Mapping[str, int] | None = None
     #: the sink ran on another host through a peer command (--netcopy-peer)
     peer: bool = False
+    #: where the senders sent: "sink" (verified) or "blackhole" (transmit only, issue 15)
+    target: str = "sink"
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,14 @@ class BenchmarkRecord:
     instructions: UserInstructionFigures | None = None
     #: None: no look by the gate (no gate, or no baseline)
     gate_rounds: GateRounds | None = None
+    #: None: TCP_INFO not read (no TCP connections)
+    tcp_info: TcpInfoFigures | None = None
+    #: None: a stream; a request/response benchmark's round trips (issue 16)
+    rr: RrFigures | None = None
+    #: "tcp" or "udp" (the mode's transport)
+    transport: str = "tcp"
+    #: None: TCP, or a UDP benchmark where nothing receives (docs/udp.md)
+    udp: UdpFigures | None = None
 
     def to_extra_info(self) -> dict[str, Any]:
         t, s = self.throughput, self.setup
@@ -259,6 +273,7 @@ class BenchmarkRecord:
             "mode": t.mode,
             "size": t.size,
             "threads": t.threads,
+            "pattern": "stream" if self.rr is None else "rr",
             "messages_per_round": t.messages_per_round,
             "messages_per_connection": t.messages_per_connection,
             "bytes_per_round": t.bytes_per_round,
@@ -267,7 +282,7 @@ class BenchmarkRecord:
             "messages_per_second": t.messages_per_second,
             "ns_per_message": t.ns_per_message,
             "rounds": self._rounds(),
-            "integrity": {"ok": True, "verified_bytes": t.verified_bytes},
+            "integrity": integrity_entry(s.target, t.verified_bytes),
             "steal_ms": t.steal_ms,
             "retransmits": t.retransmits,
             "placement": dict(s.placement),
@@ -275,12 +290,20 @@ class BenchmarkRecord:
             "tcp_nodelay": s.tcp_nodelay,
             "round_target_seconds": s.round_target_seconds,
             "peer": s.peer,
+            "target": s.target,
+            "transport": self.transport,
         }
+        if self.udp is not None:
+            info["udp"] = self.udp.to_extra_info()
         if t.retransmits is None and t.retransmits_not_counted:
             info["retransmits_not_counted"] = t.retransmits_not_counted
         if s.zerocopy is not None:
-            info["zerocopy"] = dict(s.zerocopy)
+            info.update(zerocopy_entries(s.zerocopy))
         info["tcp_congestion"] = s.tcp_congestion
+        if self.tcp_info is not None:
+            info["tcp_info"] = self.tcp_info.to_extra_info()
+        if self.rr is not None:
+            info.update(self.rr.to_extra_info())
         info.update(self.counters.to_extra_info())
         if self.control is not None:
             info.update(self.control.to_extra_info())
@@ -300,9 +323,14 @@ class BenchmarkRecord:
             "steal_ms": t.round_steal_ms,
             "retransmits": list(t.round_retransmits),
             **self.counters.round_entries(),
+            **(self.tcp_info.round_entries() if self.tcp_info is not None else {}),
         }
         if self.control is not None:
             rounds.update(self.control.round_entries())
+        if self.rr is not None:
+            rounds.update(self.rr.round_entries())
+        if self.udp is not None:
+            rounds.update(self.udp.round_entries())
         return rounds
 
 
@@ -314,6 +342,7 @@ class IntegrityFailure:
     size: int
     threads: int
     error: str
+    pattern: str = "stream"
 
     def to_extra_info(self) -> dict[str, Any]:
         return {
@@ -321,8 +350,36 @@ class IntegrityFailure:
             "mode": self.mode,
             "size": self.size,
             "threads": self.threads,
+            "pattern": self.pattern,
             "integrity": {"ok": False, "error": self.error},
         }
+
+
+#: the integrity note of a result on the transmit-only (blackhole) target
+TRANSMIT_ONLY_NOTE = "transmit only: nothing receives, payload not verified"
+#: what a kernel that copies forwarded zero-copy datagrams gets told (issue 15)
+KERNEL_COPIES_NOTE = (
+    "this kernel copies forwarded zero-copy datagrams: zero-copy never takes effect on one host "
+    "here"
+)
+
+
+def integrity_entry(target: str, verified_bytes: int) -> dict[str, Any]:
+    """``integrity``: the sink's verdict, or on the transmit-only target none (``ok`` null)."""
+    if target == "blackhole":
+        return {"ok": None, "verified_bytes": 0, "note": TRANSMIT_ONLY_NOTE}
+    return {"ok": True, "verified_bytes": verified_bytes}
+
+
+def zerocopy_entries(totals: Mapping[str, int]) -> dict[str, Any]:
+    """``zerocopy`` with its ``copied_fraction`` (None without completions), and
+    ``zerocopy_effective``: completions came back and the kernel copied none of them."""
+    completions, copied = totals.get("completions", 0), totals.get("copied", 0)
+    fraction = copied / completions if completions else None
+    return {
+        "zerocopy": {**totals, "copied_fraction": fraction},
+        "zerocopy_effective": completions > 0 and copied == 0,
+    }
 
 
 def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

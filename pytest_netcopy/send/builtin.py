@@ -290,4 +290,6 @@ BUILTIN_MODES: tuple[type[Mode], ...] = (TwoCopy, OneCopy, ZeroCopy)
 
 
 def builtin_registry() -> ModeRegistry:
-    return ModeRegistry(cls() for cls in BUILTIN_MODES)
+    from pytest_netcopy.send.udp import UDP_MODES  # it builds on the classes above
+
+    return ModeRegistry(cls() for cls in (*BUILTIN_MODES, *UDP_MODES))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from pytest_netcopy.send.message import Message, stamp_into
 from pytest_netcopy.sink.wire import STAMP_MASK
@@ -46,6 +47,9 @@ class Sender(ABC):
 class Mode(ABC):
     name: str = ""
     description: str = ""
+    #: "tcp": a connected stream socket; "udp": a connected SOCK_DGRAM socket, one message per
+    #: datagram (docs/udp.md)
+    transport: ClassVar[str] = "tcp"
 
     def prepare(self, sock: socket.socket) -> None:  # noqa: B027 - optional hook
         """Per-socket setup; raise ModeUnsupported when the socket cannot do it."""

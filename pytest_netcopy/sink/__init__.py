@@ -8,4 +8,4 @@ them dropped (transport/pipe.py), so a part may use any name an earlier part def
 """
 
 #: the sink's modules in the order they are shipped (each may use the names of those before)
-PARTS = ("wire", "tcp", "main")
+PARTS = ("wire", "tcp", "udp", "rr", "main")

@@ -15,12 +15,15 @@ import socket
 import sys
 import threading
 
+from pytest_netcopy.sink.rr import serve_rr  # noqa: F401 - registers the request/response flow
 from pytest_netcopy.sink.tcp import Door  # not shipped: one namespace there
+from pytest_netcopy.sink.udp import serve_udp  # noqa: F401 - registers the UDP flow
 from pytest_netcopy.sink.wire import (  # not shipped: one namespace there
     DEFAULT_RECV_BUFFER,
     STATUS,
     STATUS_MAGIC,
     TOKEN_LEN,
+    UDP_RCVBUF,
     machine_facts,
 )
 
@@ -50,6 +53,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     add("--cpus", default="", help="comma list of CPUs to pin to (last: the last CPU)")
     add("--hello-timeout", type=float, default=None, metavar="SECONDS")
     add("--max-pending", type=int, default=0, metavar="N")
+    add("--udp-rcvbuf", type=int, default=UDP_RCVBUF, metavar="BYTES", help="datagram SO_RCVBUF")
     args = parser.parse_args(argv)
     if args.hello_timeout is None:
         args.hello_timeout = min(args.timeout, 10.0)

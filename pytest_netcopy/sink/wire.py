@@ -34,6 +34,22 @@ STATUS = struct.Struct("<4sIQ")  # magic, ping number N (stdin "ping N"), strang
 STATUS_MAGIC = b"NCS1"
 END_CLEAN, END_SURPLUS, END_TORN_HEADER, END_MID_ROUND = 0, 1, 2, 3  # texts: records.py
 RECORD_SIZE = ACK.size
+# UDP flows (sink/udp.py, docs/udp.md): a TCP control connection per flow, HELLO with UDP_MAGIC
+UDP_MAGIC = b"NCU1"
+UDP_PORT = struct.Struct("<4sII")  # sink -> sender on the control: magic, datagram port, rcvbuf
+UDP_PORT_MAGIC = b"NCP1"
+UDP_MARK = struct.Struct("<4sIQ")  # sender -> sink after a round's datagrams: round, sent
+UDP_MARK_MAGIC = b"NCZ1"
+# a UDP round's record: conn, round, announced, received (unique), reordered, duplicated, ok,
+# expected, received byte, offset and sequence of the first bad byte, recv calls, CPU ns,
+# microseconds the last datagram came after the marker, voluntary/involuntary switches
+UDP_ACK = struct.Struct("<4sIIIIIIBBBxIQIQIII")
+UDP_ACK_MAGIC = b"NCD1"
+#: the sink's datagram socket SO_RCVBUF by default (the kernel caps it at net.core.rmem_max
+#: unless the sink may force it)
+UDP_RCVBUF = 4 * 1024 * 1024
+#: the largest UDP payload over IPv4 (65535 - 20 - 8 = 65507), down to a multiple of 8
+MAX_DATAGRAM = 65504
 ACK_NO_BAD = 0xFFFFFFFFFFFFFFFF
 STAMP_MASK = 0xFFFFFFFF  # a message's stamp: its sequence number on the connection, mod 2**32
 
@@ -44,6 +60,16 @@ def check_size(size: int) -> None:
         raise ValueError(
             f"message size {size} B: expected a multiple of {FIELDS} (8 fields of size/8 bytes) "
             f"and at least {MIN_SIZE} B"
+        )
+
+
+def check_datagram_size(size: int) -> None:
+    """Raise ValueError unless ``size`` is a message size that fits in one UDP datagram."""
+    check_size(size)
+    if size > MAX_DATAGRAM:
+        raise ValueError(
+            f"message size {size} B: a UDP datagram carries at most {MAX_DATAGRAM} B "
+            "(65507, the IPv4 limit, down to a multiple of 8)"
         )
 
 

@@ -153,15 +153,19 @@ class Peer(ABC):
             if record is not None:
                 return record
 
-    def connect(self, size: int) -> tuple[socket.socket, int, int]:
-        """A connection the sink has accepted: (socket, connection id, sink thread id)."""
+    def connect(
+        self, size: int, magic: bytes = wire.HELLO_MAGIC, *, setup: bytes = b""
+    ) -> tuple[socket.socket, int, int]:
+        """A connection the sink has accepted: (socket, connection id, sink thread id); ``magic``
+        picks its flow (a stream; ``wire.UDP_MAGIC``: a UDP flow's control connection); ``setup``:
+        the bytes the flow reads right after the HELLO (request/response: its RR_SETUP)."""
         self._next_conn += 1
         conn_id = self._next_conn
         sock = socket.create_connection(self.address, timeout=min(self.timeout, 10.0))
         try:
             sock.settimeout(None)  # blocking; bounded by the kernel timeouts below
             wire.set_socket_timeouts(sock, self.timeout)
-            sock.sendall(wire.HELLO.pack(wire.HELLO_MAGIC, self.token, conn_id, size))
+            sock.sendall(wire.HELLO.pack(magic, self.token, conn_id, size) + setup)
             deadline = time.monotonic() + self.timeout
             while True:
                 record = self.read_record(max(0.0, deadline - time.monotonic()))

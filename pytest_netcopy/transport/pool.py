@@ -17,7 +17,7 @@ from pytest_netcopy.transport import tcpinfo
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.placement import set_congestion
-from pytest_netcopy.transport.records import Ack, End
+from pytest_netcopy.transport.records import Ack, End, UdpRound
 
 
 @dataclass
@@ -33,6 +33,10 @@ class RoundResult:
     retransmits: int | None = None
     #: why ``retransmits`` is None
     retransmits_not_counted: str | None = None
+    #: TCP_INFO over the connections (docs/tcp-info.md); None: not read (e.g. not TCP)
+    tcp_info: tcpinfo.RoundTcpInfo | None = None
+    #: the sink's datagram counts (UDP modes over a sink); None: TCP, or nothing receives
+    udp: UdpRound | None = None
 
     @property
     def verified_bytes(self) -> int:
@@ -204,7 +208,7 @@ class SenderPool:
         self._sent_by.append(self._round_mode())
         self._errors = [None] * self.nthreads
         steal_before = self.steal.read()
-        retrans_before = [tcpinfo.total_retrans(sock) for sock in self.socks]
+        info_before = tcpinfo.read_all(self.socks)
         start = time.perf_counter_ns()
         try:
             self._start.wait(timeout=self.timeout)
@@ -228,8 +232,7 @@ class SenderPool:
                 raise IntegrityError(self._describe_bad(i, ack))
         seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
         steal_ms = self.steal.ms(steal_before, self.steal.read())
-        retrans_after = [tcpinfo.total_retrans(sock) for sock in self.socks]
-        retransmits, not_counted = tcpinfo.delta(retrans_before, retrans_after)
+        info = tcpinfo.round_figures(info_before, tcpinfo.read_all(self.socks))
         return RoundResult(
             seconds=seconds,
             messages=count * self.nthreads,
@@ -237,8 +240,9 @@ class SenderPool:
             acks=[a for a in acks if a is not None],
             sender_stats=[s.stats() for s in self.senders],
             steal_ms=steal_ms,
-            retransmits=retransmits,
-            retransmits_not_counted=not_counted or None,
+            retransmits=info.retrans,
+            retransmits_not_counted=info.missing.get("retrans"),
+            tcp_info=info,
         )
 
     def _collect_acks(self) -> tuple[list[Ack | None], int]:

@@ -134,7 +134,46 @@ class Status:
     refused: int
 
 
-Record = Ack | Accept | End | Status
+@dataclass(frozen=True)
+class UdpAck:
+    """One UDP flow's round as the sink received it (docs/udp.md); lost = count - received."""
+
+    conn_id: int
+    round_no: int
+    count: int
+    received: int
+    reordered: int
+    duplicated: int
+    ok: bool
+    expected: int
+    got: int
+    bad_offset: int
+    bad_seq: int
+    recv_calls: int
+    cpu_ns: int
+    #: how long after the round's marker the last datagram came (microseconds)
+    tail_us: int
+    voluntary_switches: int
+    involuntary_switches: int
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.count - self.received)
+
+
+@dataclass(frozen=True)
+class UdpRound:
+    """A UDP round as the sink counted it, over a pool's flows (transport/udp.py, docs/udp.md)."""
+
+    sent: int
+    received: int
+    lost: int
+    reordered: int
+    duplicated: int
+    verified_bytes: int
+
+
+Record = Ack | Accept | End | Status | UdpAck
 
 
 def decode(record: bytes) -> Record | None:
@@ -151,6 +190,11 @@ def decode(record: bytes) -> Record | None:
     if magic == wire.STATUS_MAGIC:
         _, ping, refused = wire.STATUS.unpack_from(record)
         return Status(ping, refused)
+    if magic == wire.UDP_ACK_MAGIC:
+        _, conn, rnd, count, got, reord, dup, ok, exp, byte, off, seq, *rest = (
+            wire.UDP_ACK.unpack_from(record)
+        )
+        return UdpAck(conn, rnd, count, got, reord, dup, bool(ok), exp, byte, off, seq, *rest)
     if magic == wire.ACCEPT_MAGIC:
         _, conn, tid, capacity = wire.ACCEPT.unpack_from(record)
         return Accept(conn, tid, capacity)
