@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pytest_netcopy.gate.rules import Rule
 
-__all__ = ["METRICS", "check_rules", "is_metric"]
+__all__ = ["METRICS", "RR_FIGURES", "check_rules", "is_metric"]
 
 #: the perf events the counters issue records (instruments/counters.py EVENTS)
 _EVENTS = (
@@ -30,6 +30,15 @@ _SENDER_SYSCALLS = ("total", "sendto", "sendmsg", "recvmsg", "poll", "setsockopt
 _SINK_SYSCALLS = ("total", "recvfrom")
 
 
+#: the request/response figures (``extra_info["rr"]``), single values per benchmark
+_RR_FIELDS = (
+    "transactions", "transactions_per_second", "p50_us", "p90_us", "p99_us", "p999_us",
+    "p9999_us", "max_us", "mean_us", "stddev_us",
+)  # fmt: skip
+#: the figures only a request/response result records: a rule on them judges only those
+RR_FIGURES = ("rr_p50_us", "rr_p99_us", "rr")
+
+
 #: top-level metric -> None (a number) or what may follow it: a mapping of the
 #: next name to what may follow that. An object with a ``total`` may stand alone.
 METRICS: Mapping[str, Mapping[str, object] | None] = {
@@ -42,8 +51,11 @@ METRICS: Mapping[str, Mapping[str, object] | None] = {
             "user_cpu_ns_per_byte", "throughput_vs_control", "cpu_vs_control",
             "sink_recv_buffer", "round_target_seconds",
             "user_instructions_per_message",
+            # issue 16: request/response, per-round lists in rounds.rr_p50_us / rr_p99_us
+            "rr_p50_us", "rr_p99_us",
         )
     ),
+    "rr": dict.fromkeys(_RR_FIELDS),
     "syscalls_per_message": dict.fromkeys(_SENDER_SYSCALLS),
     "sink_syscalls_per_message": dict.fromkeys(_SINK_SYSCALLS),
     "counters": {e: dict.fromkeys(_COUNTER_FIELDS) for e in _EVENTS},

@@ -25,6 +25,15 @@ from dataclasses import replace
 from pytest_netcopy.gate import render
 from pytest_netcopy.gate.metrics import control_speed_change, metric_value
 from pytest_netcopy.gate.outcome import GateOutcome
+from pytest_netcopy.gate.patterns import (
+    RR,
+    MatchKey,
+    applicable,
+    match_key,
+    not_applicable_note,
+    pattern_of,
+    result_id,
+)
 from pytest_netcopy.gate.policy import (
     DEFAULT_ALPHA,
     DEFAULT_SPEED_TOLERANCE,
@@ -194,19 +203,20 @@ def rules_for(key: BenchmarkKey, rules: Sequence[Rule], overrides: Overrides | N
     return [r for r in chosen if r.applies_to(key[0])]
 
 
-def _index(run: Run) -> tuple[dict[BenchmarkKey, Result], dict[BenchmarkKey, list[str]]]:
-    """The run's benchmarks by key, and the keys that more than one benchmark share."""
-    seen: dict[BenchmarkKey, list[Result]] = {}
+def _index(run: Run) -> tuple[dict[MatchKey, Result], dict[MatchKey, list[str]]]:
+    """The run's benchmarks by key (with pattern and rate), and the keys that more than
+    one benchmark share."""
+    seen: dict[MatchKey, list[Result]] = {}
     for result in run.results:
-        seen.setdefault(result.key, []).append(result)
+        seen.setdefault(match_key(result), []).append(result)
     dupes = {k: [r.name for r in v] for k, v in seen.items() if len(v) > 1}
     return {k: v[-1] for k, v in seen.items()}, dupes
 
 
 def _shared_reason(
-    key: BenchmarkKey,
-    old_dupes: dict[BenchmarkKey, list[str]],
-    new_dupes: dict[BenchmarkKey, list[str]],
+    key: MatchKey,
+    old_dupes: dict[MatchKey, list[str]],
+    new_dupes: dict[MatchKey, list[str]],
 ) -> str | None:
     """Why a benchmark cannot be compared when several in one run share its key."""
     if key not in old_dupes and key not in new_dupes:
@@ -279,9 +289,8 @@ def judge_benchmark(
     """The rows of one benchmark, as :func:`compare_runs` judges them (``rules``: those
     that apply to it, overrides already in). What the gate asks at each look."""
     speed = _speed(old, new, speed_tolerance)
-    key = new.key
-    chosen = [r for r in rules if r.applies_to(key[0])]
-    return _compare_benchmark(benchmark_id(key), old, new, chosen, None, speed, alpha)
+    chosen, _ = applicable([r for r in rules if r.applies_to(new.mode)], old, new)
+    return _compare_benchmark(result_id(new), old, new, chosen, None, speed, alpha)
 
 
 def compare_runs(
@@ -312,6 +321,7 @@ def compare_runs(
     old_index, old_dupes = _index(baseline)
     new_index, new_dupes = _index(current)
     rows: list[Row] = []
+    skipped: dict[str, list[Rule]] = {}
     compared = 0
     for key, new in new_index.items():
         old = old_index.get(key)
@@ -320,15 +330,20 @@ def compare_runs(
         compared += 1
         shared = _shared_reason(key, old_dupes, new_dupes)
         speed = _speed(old, new, speed_tolerance)
-        rules_here = rules_for(key, rules, overrides)
-        rows += _compare_benchmark(benchmark_id(key), old, new, rules_here, shared, speed, alpha)
+        rules_here, not_here = applicable(rules_for(key[0], rules, overrides), old, new)
+        if pattern_of(new.extra) == RR:
+            skipped[result_id(new)] = not_here
+        rows += _compare_benchmark(result_id(new), old, new, rules_here, shared, speed, alpha)
     return GateOutcome(
         rows=rows,
-        missing_in_current=sorted(benchmark_id(k) for k in old_index if k not in new_index),
-        missing_in_baseline=sorted(benchmark_id(k) for k in new_index if k not in old_index),
+        missing_in_current=sorted(result_id(r) for k, r in old_index.items() if k not in new_index),
+        missing_in_baseline=sorted(
+            result_id(r) for k, r in new_index.items() if k not in old_index
+        ),
         machine_differences=differences,
         compared=compared,
         two_sided=two_sided,
         alpha=alpha,
         strict=strict,
+        notes=not_applicable_note(skipped),
     )

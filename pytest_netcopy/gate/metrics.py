@@ -49,12 +49,16 @@ class MetricValue:
 
 _ABSENT: Any = object()
 
+#: per-round metrics whose single value, where a run recorded no rounds of them, is
+#: another key's: the benchmark's own percentile (issue 16)
+SINGLE_VALUE_OF = {"rr_p50_us": "rr.p50_us", "rr_p99_us": "rr.p99_us"}
+
 
 def metric_value(result: Result, metric: str) -> MetricValue:
     """Look a metric up in a benchmark's extra_info (dots walk into objects)."""
     samples = tuple(v for v in result.round_samples(metric) if math.isfinite(v))
     raw: Any = result.extra
-    for part in metric.split("."):
+    for part in SINGLE_VALUE_OF.get(metric, metric).split("."):
         if not isinstance(raw, Mapping) or part not in raw:
             raw = _ABSENT
             break

@@ -13,6 +13,7 @@ from pytest_netcopy.instruments.perf_abi import perf_machine_info, tracefs_hint
 from pytest_netcopy.instruments.status import NOT_PERMITTED, NOT_SUPPORTED
 from pytest_netcopy.plugin.options import OPTIONS
 from pytest_netcopy.plugin.parsers import AVAILABLE_CONGESTION
+from pytest_netcopy.plugin.target import target_lines
 from pytest_netcopy.transport.placement import AUTO_CONGESTION
 
 ALLOWED_CONGESTION = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
@@ -24,6 +25,7 @@ def netcopy_machine_info(session: NetcopySession) -> dict[str, Any]:
     facts.update(perf_machine_info())
     facts["placement"] = session.placement.as_dict()
     facts.update(session.peer_facts(facts["placement"]))  # issue 14: the peer and the link
+    facts["target"] = session.target_facts()  # issue 15: sink, or the blackhole and its probe
     return facts
 
 
@@ -37,15 +39,26 @@ def write_summary(
     """The throughput table (``failed``: the benchmarks that failed), the crossovers, the
     notes of ``netcopy report``, the hints (with why syscalls went uncounted), what
     congestion control ``auto`` could not get, and the Nagle note."""
-    from pytest_netcopy.report.crossovers import crossovers, render_crossovers
+    from pytest_netcopy.report.crossovers import (
+        crossovers,
+        render_cpu_crossovers,
+        render_crossovers,
+    )
     from pytest_netcopy.report.document import report_notes
+    from pytest_netcopy.report.latency import rr_results, stream_results
     from pytest_netcopy.report.tables import modes_table
 
-    tr.write_sep("-", "netcopy: throughput by size x threads (median round, all connections)")
-    tr.write_line(modes_table(session.results, failed=failed))
-    lines = render_crossovers(crossovers(session.results))
+    streams, rr = stream_results(session.results), rr_results(session.results)
+    if streams or failed or not rr:
+        tr.write_sep("-", "netcopy: throughput by size x threads (median round, all connections)")
+        tr.write_line(modes_table(streams, failed=failed))
+    lines = render_crossovers(crossovers(streams))
     if lines:
         tr.write_line(lines)
+    for line in target_lines(session) + render_cpu_crossovers(session.results):  # issue 15
+        tr.write_line(f"netcopy: {line}")
+    if rr:  # issue 16: request/response
+        write_latency(tr, rr)
     for line in report_notes(session.results):
         tr.write_line(f"netcopy: {line}", yellow=True)
     hints = set(session.hints)
@@ -67,6 +80,16 @@ def write_summary(
     tr.write_line(
         f"Nagle {nagle}; ns/msg is round time / messages (inverse throughput), not latency."
     )
+
+
+def write_latency(tr: Any, rr: list[Mapping[str, Any]]) -> None:
+    """The request/response latency table and its legend (issue 16)."""
+    from pytest_netcopy.report.latency import latency_legend, latency_table
+
+    tr.write_sep("-", "netcopy: request/response latency by size x threads (round trip, µs)")
+    tr.write_line(latency_table(rr))
+    for line in latency_legend(rr):
+        tr.write_line(line)
 
 
 #: the result keys whose ``not_counted`` says why a syscall count is missing

@@ -5,15 +5,24 @@ Measured sizes only, per thread count, ranked by the figure
 
 * :func:`crossovers` / :func:`render_crossovers`: the comparisons and their lines.
 * :func:`crossovers_title`: the heading that says which figure they rank by.
+* :func:`cpu_crossovers` / :func:`render_cpu_crossovers`: on the transmit-only
+  (blackhole) target, where udp_zero_copy's sender CPU per byte drops below
+  udp_one_copy's: the same :class:`Crossover`, ranked by a cost (lower is ahead).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pytest_netcopy.report.figures import Extra
+from pytest_netcopy.report.figures import Extra, copied_fraction, transmit_only
 from pytest_netcopy.report.ranking import comparable_speeds, index_results, speed_key
+from pytest_netcopy.results.record import KERNEL_COPIES_NOTE
+from pytest_netcopy.results.schema import as_float
+
+#: the blackhole target's comparison (issue 15): zero-copy against the gathering copy
+CPU_CHALLENGER, CPU_INCUMBENT = "udp_zero_copy", "udp_one_copy"
+NEVER_PAID = "zero-copy never paid in these sizes"
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,10 @@ class Crossover:
     incumbent: str
     sizes: tuple[int, ...]  #: sizes both were measured at, ascending
     ahead: tuple[bool, ...]  #: challenger strictly faster (comparable_speeds) at each size
+    #: what ranks them: "speed" (higher is ahead) or "cpu" (sender CPU ns/byte, lower is
+    #: ahead; then ``values`` holds (challenger, incumbent) per size)
+    figure: str = "speed"
+    values: tuple[tuple[float, float], ...] = ()
 
     @property
     def first_ahead(self) -> int | None:
@@ -52,6 +65,8 @@ class Crossover:
         return self.size is not None and self.size != self.sizes[0]
 
     def describe(self) -> str:
+        if self.figure == "cpu":
+            return self._describe_cost()
         ch, inc = self.challenger, self.incumbent
         largest = self.sizes[-1]
         stays = self.size
@@ -73,6 +88,19 @@ class Crossover:
             str(s) for s, a in zip(self.sizes, self.ahead, strict=True) if a and s < stays
         )
         return f"{ch} overtakes {inc} at {stays} B (also ahead at {earlier} B, behind in between)"
+
+    def _describe_cost(self) -> str:
+        """Where the challenger starts to pay (its CPU/byte stays below from there on)."""
+        pays, largest = self.size, self.sizes[-1]
+        if pays is None:
+            cheaper = [s for s, a in zip(self.sizes, self.ahead, strict=True) if a]
+            if not cheaper:
+                return f"{NEVER_PAID} (up to {largest} B)"
+            where = ", ".join(str(s) for s in cheaper)
+            return f"{NEVER_PAID} (cheaper at {where} B, not at {largest} B)"
+        if pays == self.sizes[0]:
+            return f"zero-copy pays at every size ({self.sizes[0]}..{largest} B)"
+        return f"zero-copy starts to pay at {pays} B"
 
 
 def _crossover(
@@ -140,3 +168,53 @@ def crossovers_title(results: Sequence[Extra]) -> str:
             "where every mode of the row has one, else Gbps)"
         )
     return "Crossovers (measured sizes, median-round throughput)"
+
+
+def cpu_crossovers(results: Sequence[Extra]) -> list[Crossover]:
+    """Per thread count, on the transmit-only results: udp_zero_copy against udp_one_copy by
+    sender CPU ns/byte (lower is ahead), at the sizes where both have the figure."""
+    by_threads: dict[int, list[tuple[int, float, float]]] = {}
+    held = [r for r in results if transmit_only(r)]
+    for (size, threads), by_mode in index_results(held).items():
+        zero, one = by_mode.get(CPU_CHALLENGER), by_mode.get(CPU_INCUMBENT)
+        if zero is None or one is None:
+            continue
+        z, o = as_float(zero.get("cpu_ns_per_byte")), as_float(one.get("cpu_ns_per_byte"))
+        if z is not None and o is not None:
+            by_threads.setdefault(threads, []).append((size, z, o))
+    found = []
+    for threads, points in sorted(by_threads.items()):
+        crossover = _crossover(
+            threads, CPU_CHALLENGER, CPU_INCUMBENT, [(s, z < o) for s, z, o in points]
+        )
+        values = tuple((z, o) for _, z, o in points)
+        found.append(replace(crossover, figure="cpu", values=values))
+    return found
+
+
+def render_cpu_crossovers(results: Sequence[Extra]) -> list[str]:
+    """The transmit-only lines: what the results are, then per thread count the sender CPU
+    ns/byte of udp_zero_copy against udp_one_copy per size and where zero-copy starts to pay.
+    Empty without transmit-only results."""
+    held = [r for r in results if transmit_only(r)]
+    if not held:
+        return []
+    lines = [
+        f"transmit only (blackhole target, {len(held)} results): nothing receives, payload "
+        f"not verified; sender CPU ns/byte, {CPU_CHALLENGER} vs {CPU_INCUMBENT}:"
+    ]
+    found = cpu_crossovers(held)
+    for c in found:
+        sizes = ", ".join(
+            f"{s} B {z:.3f} vs {o:.3f} ({z / o:.2f}x)" if o > 0 else f"{s} B {z:.3f} vs {o:.3f}"
+            for s, (z, o) in zip(c.sizes, c.values, strict=True)
+        )
+        lines.append(f"threads={c.threads}: {sizes}; {c.describe()}")
+    if not found:
+        lines.append(
+            f"no size with both {CPU_CHALLENGER} and {CPU_INCUMBENT} and their sender CPU "
+            "(task-clock): nothing to compare"
+        )
+    if any(r.get("zerocopy_effective") is False and copied_fraction(r) for r in held):
+        lines.append(KERNEL_COPIES_NOTE)
+    return lines

@@ -24,13 +24,15 @@ from pytest_netcopy.report.figures import (
     Extra,
     copied_fraction,
     counter_status,
-    integrity_ok,
+    integrity_word,
     measured_rounds,
     per_message,
     round_samples,
     syscalls_total,
 )
+from pytest_netcopy.report.latency import LATENCY_COLUMNS, latency_columns, offered_rate, pattern_of
 from pytest_netcopy.report.ranking import mode_rank
+from pytest_netcopy.report.tcpinfo import LIMITED_COLUMNS, TCP_INFO_COLUMNS, tcp_info_columns
 from pytest_netcopy.results.schema import as_float
 
 #: reference column -> counter event, per message
@@ -84,6 +86,8 @@ OUR_COLUMNS = (
     "Host_Steal_ms",
 )
 COLUMNS = REFERENCE_COLUMNS + OUR_COLUMNS
+#: issue 16, appended (both groups) to a run with request/response results or TCP_INFO
+LATENCY_TCP_COLUMNS = (*LATENCY_COLUMNS, *TCP_INFO_COLUMNS, *LIMITED_COLUMNS)
 
 #: column -> the ``extra_info`` key of a recorded number it shows as is
 NUMBER_COLUMNS = {
@@ -124,7 +128,15 @@ columns (one row per benchmark, sorted by size, threads, mode):
   --netcopy-control=none), then User_CPU_ns_per_byte (the senders' user-mode CPU
   per byte, sampled in untimed rounds) and Host_Steal_ms (time the hypervisor
   took from the benchmark's CPUs during its measured rounds). An empty cell
-  means not counted or not applicable: never a fake 0."""
+  means not counted or not applicable: never a fake 0.
+  A run with request/response results or TCP_INFO figures gets more columns:
+  Pattern (stream or rr), ResponseSize, Transactions, TransactionsPerSecond,
+  the round-trip percentiles p50_us, p90_us, p99_us, p999_us, p9999_us, max_us,
+  mean_us, stddev_us, the open loop's Offered/AchievedRate_per_connection and
+  KeptSchedule (empty for a stream or a closed loop); then TCP_RTT_us,
+  TCP_RTTVar_us, TCP_SndCwnd, TCP_DeliveryRate_bps, TCP_Retrans, TCP_Busy_us and
+  Limited_ReceiveWindow_pct, Limited_SendBuffer_pct, Limited_Sender_pct (shares
+  of busy time; empty where the kernel gave no chrono fields)."""
 
 
 def _cell(value: Any) -> str:
@@ -174,7 +186,6 @@ def _control_columns(extra: Extra) -> dict[str, Any]:
 def _check_columns(extra: Extra) -> dict[str, Any]:
     """Syscalls, zero-copy, integrity, socket option and placement columns."""
     copied = copied_fraction(extra)
-    ok = integrity_ok(extra)
     integrity = extra.get("integrity")
     zerocopy = extra.get("zerocopy")
     place = _mapping(extra, "placement")
@@ -183,7 +194,7 @@ def _check_columns(extra: Extra) -> dict[str, Any]:
         "Sink_Syscalls_per_message": syscalls_total(extra, "sink_syscalls_per_message"),
         "ZeroCopy_Copied_pct": None if copied is None else 100.0 * copied,
         "ZeroCopy_ENOBUFS": zerocopy.get("enobufs") if isinstance(zerocopy, Mapping) else None,
-        "Integrity": None if ok is None else ("intact" if ok else "CORRUPT"),
+        "Integrity": integrity_word(extra),
         "VerifiedBytes": integrity.get("verified_bytes")
         if isinstance(integrity, Mapping)
         else None,
@@ -195,7 +206,7 @@ def _check_columns(extra: Extra) -> dict[str, Any]:
     }
 
 
-def csv_row(extra: Extra) -> dict[str, str]:
+def csv_row(extra: Extra, columns: Sequence[str] = COLUMNS) -> dict[str, str]:
     values: dict[str, Any] = {
         "Implementation": extra["mode"],
         "MessageSize": int(extra["size"]),
@@ -205,17 +216,35 @@ def csv_row(extra: Extra) -> dict[str, str]:
         **_round_columns(extra),
         **_control_columns(extra),
         **_check_columns(extra),
+        **latency_columns(extra),
+        **tcp_info_columns(extra),
     }
-    return {column: _cell(values[column]) for column in COLUMNS}
+    return {column: _cell(values[column]) for column in columns}
+
+
+def csv_columns(results: Sequence[Extra]) -> tuple[str, ...]:
+    """The columns of a run: the latency and TCP_INFO ones too where it has such figures
+    (a run made before them keeps its columns exactly)."""
+    if any(pattern_of(e) != "stream" or "tcp_info" in e for e in results):
+        return COLUMNS + LATENCY_TCP_COLUMNS
+    return COLUMNS
 
 
 def write_csv(results: Sequence[Extra], out: TextIO) -> int:
     """Write the header and one row per result (sorted by size, threads, mode); return the rows."""
     ordered = sorted(
-        results, key=lambda e: (int(e["size"]), int(e["threads"]), mode_rank(str(e["mode"])))
+        results,
+        key=lambda e: (
+            pattern_of(e) != "stream",
+            int(e["size"]),
+            int(e["threads"]),
+            offered_rate(e) or 0.0,
+            mode_rank(str(e["mode"])),
+        ),
     )
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    columns = csv_columns(ordered)
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for extra in ordered:
-        writer.writerow(csv_row(extra))
+        writer.writerow(csv_row(extra, columns))
     return len(ordered)

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_netcopy.report.crossovers import crossovers, crossovers_title, render_crossovers
+from pytest_netcopy.report.crossovers import (
+    crossovers,
+    crossovers_title,
+    render_cpu_crossovers,
+    render_crossovers,
+)
 from pytest_netcopy.report.describe import (
     describe_machine,
     describe_machine_pmus,
@@ -19,6 +24,12 @@ from pytest_netcopy.report.describe import (
 )
 from pytest_netcopy.report.figures import Extra, copied_fraction, integrity_ok
 from pytest_netcopy.report.formats import MARKDOWN_FORMATS
+from pytest_netcopy.report.latency import (
+    latency_legend,
+    latency_table,
+    rr_results,
+    stream_results,
+)
 from pytest_netcopy.report.metrics import Counters
 from pytest_netcopy.report.tables import modes_table, runs_table, table_legend
 from pytest_netcopy.results.runs import Run
@@ -112,25 +123,45 @@ def report_notes(results: Sequence[Extra]) -> list[str]:
     return notes + _zerocopy_notes(results)
 
 
+def _latency(doc: _Doc, results: Sequence[Extra], fmt: str, title: str) -> None:
+    """The request/response latency table and its legend, where the results have any."""
+    rr = rr_results(results)
+    if rr:
+        doc.section(title)
+        doc.block(latency_table(rr, fmt=fmt))
+        doc.legend(latency_legend(rr))
+
+
+#: the heading of the blackhole target's lines (report.crossovers.render_cpu_crossovers)
+TRANSMIT_TITLE = "Transmit only (blackhole target): where zero-copy's sender CPU pays"
+
+
 def _one_run(
-    doc: _Doc, run: Run, results: Sequence[Extra], fmt: str, counters: Counters
+    doc: _Doc, run: Run, everything: Sequence[Extra], fmt: str, counters: Counters
 ) -> list[str]:
     """The document of one run; returns its notes."""
+    results = stream_results(everything)
     doc.heading(f"netcopy report: {run.path}")
     doc.items(
         [
             f"run: {describe_when(run)}",
             f"machine: {describe_machine_pmus(run)}",
-            f"sender: {describe_sender(results)}",
+            f"sender: {describe_sender(results or everything)}",
         ]
     )
-    doc.block(modes_table(results, fmt=fmt, counters=counters, legend=False))
-    doc.legend(table_legend(results, counters=counters))
+    if results or not rr_results(everything):
+        doc.block(modes_table(results, fmt=fmt, counters=counters, legend=False))
+        doc.legend(table_legend(results, counters=counters))
     lines = render_crossovers(crossovers(results)).splitlines()
     if lines:
         doc.section(crossovers_title(results))
         doc.items(lines)
-    return report_notes(results)
+    transmit = render_cpu_crossovers(everything)  # issue 15: the blackhole target
+    if transmit:
+        doc.section(TRANSMIT_TITLE)
+        doc.items(transmit)
+    _latency(doc, everything, fmt, "Request/response latency by size x threads")
+    return report_notes(everything)
 
 
 def _several_runs(
@@ -141,20 +172,30 @@ def _several_runs(
     for n, (run, results) in enumerate(zip(runs, extras, strict=True), 1):
         doc.items([f"run {n}: {run.path} · {describe_when(run)}"])
         doc.items(
-            [f"machine: {describe_machine_pmus(run)}", f"sender: {describe_sender(results)}"],
+            [
+                f"machine: {describe_machine_pmus(run)}",
+                f"sender: {describe_sender(stream_results(results) or results)}",
+            ],
             indent=1,
         )
     machines = {describe_machine(run.machine_info) for run in runs}
     if len(machines) > 1:
         doc.items(["the runs come from different machines: compare ratios, not absolutes"])
-    labelled = [(f"run {n}", results) for n, results in enumerate(extras, 1)]
+    streams = [stream_results(results) for results in extras]
+    labelled = [(f"run {n}", results) for n, results in enumerate(streams, 1)]
     doc.block(runs_table(labelled, fmt=fmt, counters=counters, legend=False))
-    everything = [r for results in extras for r in results]
+    everything = [r for results in streams for r in results]
     doc.legend(table_legend(everything, counters=counters, several_runs=True))
     doc.section(crossovers_title(everything))
-    for n, results in enumerate(extras, 1):
+    for n, results in enumerate(streams, 1):
         lines = render_crossovers(crossovers(results)).splitlines()
         doc.items([f"run {n}, {line}" for line in lines] or [f"run {n}: nothing to compare"])
+    for n, results in enumerate(extras, 1):
+        transmit = render_cpu_crossovers(results)  # issue 15: the blackhole target
+        if transmit:
+            doc.section(f"{TRANSMIT_TITLE}, run {n}")
+            doc.items(transmit)
+        _latency(doc, results, fmt, f"Request/response latency, run {n}")
     return [
         f"run {n}: {note}" for n, results in enumerate(extras, 1) for note in report_notes(results)
     ]

@@ -81,6 +81,24 @@ def integrity_ok(extra: Extra) -> bool | None:
     return bool(integrity["ok"])
 
 
+def transmit_only(extra: Extra) -> bool:
+    """A result of the blackhole target: nothing received it, so no integrity verdict."""
+    integrity = extra.get("integrity")
+    return extra.get("target") == "blackhole" or (
+        isinstance(integrity, Mapping)
+        and integrity.get("ok") is None
+        and str(integrity.get("note", "")).startswith("transmit only")
+    )
+
+
+def integrity_word(extra: Extra) -> str | None:
+    """``intact``, ``CORRUPT``, ``transmit only`` (never verified), or None (not recorded)."""
+    if transmit_only(extra):
+        return "transmit only"
+    ok = integrity_ok(extra)
+    return None if ok is None else ("intact" if ok else "CORRUPT")
+
+
 # ---------------------------------------------------------------------------
 # perf counters
 

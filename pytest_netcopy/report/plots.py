@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_netcopy.report.figures import Extra, ns_samples, per_message, round_samples
+from pytest_netcopy.report.latency import rr_results
 from pytest_netcopy.report.plots_crossover import plot_crossover
+from pytest_netcopy.report.plots_latency import plot_latency_distribution, plot_latency_vs_size
 from pytest_netcopy.report.plotting import (
     PlotDependencyError,
     errors,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "LATENCY_PLOTS",
     "PLOTS",
     "PlotDependencyError",
     "overall_size",
@@ -287,6 +290,11 @@ PLOTS: dict[str, Callable[[Run], Figure]] = {
     "5_overall_comparison.png": plot_overall,
     "6_crossover.png": plot_crossover,
 }
+#: issue 16: written where the run has request/response results
+LATENCY_PLOTS: dict[str, Callable[[Run], Figure]] = {
+    "7_latency_vs_size.png": plot_latency_vs_size,
+    "8_latency_distribution.png": plot_latency_distribution,
+}
 
 
 def write_plots(run: Run, outdir: str | Path, *, dpi: int = 110) -> list[Path]:
@@ -295,7 +303,10 @@ def write_plots(run: Run, outdir: str | Path, *, dpi: int = 110) -> list[Path]:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, plot in PLOTS.items():
+    plots = dict(PLOTS) if extras(run) else {}
+    if rr_results([r.extra for r in run.results]):
+        plots.update(LATENCY_PLOTS)
+    for name, plot in plots.items():
         fig = plot(run)
         path = out / name
         fig.savefig(path, dpi=dpi)

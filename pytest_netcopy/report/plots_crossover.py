@@ -11,9 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_netcopy.report.crossovers import Crossover, crossovers
-from pytest_netcopy.report.figures import Extra, round_samples
+from pytest_netcopy.report.crossovers import (
+    CPU_CHALLENGER,
+    CPU_INCUMBENT,
+    Crossover,
+    cpu_crossovers,
+    crossovers,
+)
+from pytest_netcopy.report.figures import Extra, round_samples, transmit_only
 from pytest_netcopy.report.plotting import (
+    errors,
     extras,
     finish,
     log_y,
@@ -25,6 +32,7 @@ from pytest_netcopy.report.plotting import (
 )
 from pytest_netcopy.report.ranking import comparable_speeds, index_results, speed_key
 from pytest_netcopy.results.runs import Run
+from pytest_netcopy.results.schema import as_float
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,6 +43,9 @@ CROSSOVER_NOTE = (
     "size has one, else of Gbps; error bars: ratio range from the rounds' extremes "
     "(min/max against max/min)"
 )
+
+CPU_TITLE = "where zero-copy's sender CPU per byte pays"
+CPU_NOTE = "CPU: task-clock; bars: the rounds' extremes; star: zero-copy cheaper from there on"
 
 #: a point of a ratio line: (size, challenger/incumbent speed, (below, above) error bars)
 RatioPoint = tuple[int, float, tuple[float, float]]
@@ -157,16 +168,64 @@ def _draw_panel(
     ax.set_ylabel("throughput ratio (challenger / incumbent, log scale)")
 
 
+def _draw_cpu_panel(ax: Axes, results: Sequence[Extra], found: Sequence[Crossover]) -> None:
+    """Transmit only (issue 15): sender CPU ns/byte vs size of udp_zero_copy and udp_one_copy,
+    a line per mode and thread count, where zero-copy starts to pay marked."""
+    held = [r for r in results if transmit_only(r)]
+    sizes = sorted({int(e["size"]) for e in held})
+    threads = sorted({int(e["threads"]) for e in held})
+    for index, t in enumerate(threads):
+        for color, mode in enumerate((CPU_INCUMBENT, CPU_CHALLENGER)):
+            rows = [e for e in held if e["mode"] == mode and int(e["threads"]) == t]
+            points = sorted(
+                (int(e["size"]), v, round_samples(e, "cpu_ns_per_byte"))
+                for e in rows
+                if (v := as_float(e.get("cpu_ns_per_byte"))) is not None
+            )
+            series(
+                ax,
+                [p[0] for p in points],
+                [p[1] for p in points],
+                [errors(p[1], p[2]) for p in points],
+                color=f"C{color}",
+                linestyle=("-", "--", ":", "-.")[index % 4],
+                label=f"{mode}, {threads_label(t)}",
+            )
+    for c in found:
+        if c.size is not None and c.overtakes:
+            at = c.values[c.sizes.index(c.size)][0]
+            ax.axvline(c.size, color="C1", linestyle=":", linewidth=1.5)
+            ax.plot([c.size], [at], marker="*", markersize=15, color="C1",
+                    markeredgecolor="black", linestyle="none", zorder=5)  # fmt: skip
+    verdicts = "; ".join(f"{threads_label(c.threads)}: {c.describe()}" for c in found)
+    size_axis(ax, sizes)
+    log_y(ax)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(f"transmit only: sender CPU ns/byte (lower is cheaper)\n{verdicts}", fontsize=9)
+    ax.set_ylabel("sender CPU ns/byte (log scale)")
+
+
 def plot_crossover(run: Run) -> Figure:
-    """6. Throughput ratios vs size, a line per thread count, the crossover sizes marked."""
+    """6. Throughput ratios vs size, a line per thread count, the crossover sizes marked; with
+    transmit-only (blackhole) results, a third panel: udp_zero_copy's and udp_one_copy's
+    sender CPU ns/byte vs size, where zero-copy starts to pay marked."""
     results = extras(run)
     found = {(c.threads, c.challenger): c for c in crossovers(results)}
-    fig, axes = new_figure(1, 2, 12.4, 5.0)
-    for ax, panel in zip(axes, PANELS, strict=True):
+    cpu = cpu_crossovers(results)
+    if cpu and not found:  # only transmit-only results: the one panel that has them
+        fig, axes = new_figure(1, 1, 8.4, 5.0)
+        _draw_cpu_panel(axes[0], results, cpu)
+        return finish(fig, run, f"Transmit only: {CPU_TITLE}", CPU_NOTE)
+    fig, axes = new_figure(1, 3, 18.6, 5.0) if cpu else new_figure(1, 2, 12.4, 5.0)
+    for ax, panel in zip(axes, PANELS, strict=False):
         _draw_panel(ax, panel, results, found)
+    if cpu:
+        _draw_cpu_panel(axes[2], results, cpu)
     return finish(
         fig,
         run,
-        "Crossovers: where one_copy overtakes two_copy, and zero_copy overtakes copying",
-        CROSSOVER_NOTE,
+        "Crossovers: where one_copy overtakes two_copy, and zero_copy overtakes copying"
+        + (f"; transmit only: {CPU_TITLE}" if cpu else ""),
+        CROSSOVER_NOTE + (f"; {CPU_NOTE}" if cpu else ""),
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_netcopy.report.describe import describe_machine
 from pytest_netcopy.report.figures import Extra, counter_statuses
+from pytest_netcopy.report.latency import stream_results
 from pytest_netcopy.results.runs import Run
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def finish(fig: Figure, run: Run, title: str, note: str = ERRORBAR_NOTE) -> Figu
 
 
 def extras(run: Run) -> list[Extra]:
-    return [result.extra for result in run.results]
+    """The run's stream results (the request/response ones have plots of their own)."""
+    return stream_results([result.extra for result in run.results])
 
 
 def mode_color(mode: str, modes: Sequence[str]) -> str:
