@@ -18,7 +18,13 @@ XDIST_MESSAGE = (
     "Run the benchmarks with -n0 (or without -n), e.g. `pytest benchmarks/ -p no:xdist`."
 )
 #: grid fixture -> the netcopy.run() argument it gives a default
-RUN_DEFAULTS = {"netcopy_mode": "mode", "netcopy_size": "size", "netcopy_threads": "threads"}
+RUN_DEFAULTS = {
+    "netcopy_mode": "mode",
+    "netcopy_size": "size",
+    "netcopy_threads": "threads",
+    "netcopy_pattern": "pattern",
+    "netcopy_rr_rate": "rate",
+}
 
 
 def in_xdist(config: pytest.Config) -> bool:
@@ -71,6 +77,19 @@ def netcopy_mode(request: pytest.FixtureRequest) -> Mode:
 
 @pytest.fixture(scope="session")
 def netcopy_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
+@pytest.fixture
+def netcopy_pattern(request: pytest.FixtureRequest) -> str:
+    """The pattern under test: "stream" or "rr" (parametrized from --netcopy-patterns)."""
+    return str(getattr(request, "param", None) or "stream")
+
+
+@pytest.fixture
+def netcopy_rr_rate(request: pytest.FixtureRequest) -> float | None:
+    """Request/response transactions/s per connection (--netcopy-rr-rate); None: closed loop."""
+    rate = getattr(request, "param", None)
+    return None if rate is None else float(rate)
+
+
     """The session's receiver process (started on first use, restarted if it died)."""
     session = request.config.stash[STATE_KEY].session
     yield session.get_sink()
@@ -89,11 +108,17 @@ class _Netcopy(Netcopy):
         return self._tried
 
     def run(
-        self, mode: Any = None, *, size: int | None = None, threads: int | None = None
+        self,
+        mode: Any = None,
+        *,
+        size: int | None = None,
+        threads: int | None = None,
+        pattern: str | None = None,
+        rate: float | None = None,
     ) -> RunResult:
         self._tried = None
         try:
-            return super().run(mode, size=size, threads=threads)
+            return super().run(mode, size=size, threads=threads, pattern=pattern, rate=rate)
         except pytest.fail.Exception:
             if self._tried is not None:
                 tried = self._tried

@@ -54,6 +54,16 @@ class Result:
         """What matches a benchmark across runs: (mode, size, threads)."""
         return (self.mode, self.size, self.threads)
 
+    @property
+    def variant(self) -> str:
+        """``stream``, or a request/response benchmark's ``rr`` (on a schedule ``rr-1000tps``)."""
+        if self.extra.get("pattern") != "rr":
+            return "stream"
+        rr = self.extra.get("rr")
+        rate = rr.get("rate") if isinstance(rr, Mapping) else None
+        offered = rate.get("offered_per_connection") if isinstance(rate, Mapping) else None
+        return f"rr-{offered:g}tps" if isinstance(offered, int | float) else "rr"
+
     def metric(self, name: str) -> Any:
         return self.extra.get(name)
 
@@ -103,9 +113,11 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         for index, bench in enumerate(data["benchmarks"])
         if (result := _result(p, index, bench)) is not None
     ]
-    seen: dict[tuple[str, int, int], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     for result in results:
-        twice = duplicate(result.key, result.name, seen)
+        variant = result.variant
+        key = result.key if variant == "stream" else (*result.key, variant)
+        twice = duplicate(key, result.name, seen)
         if twice is not None:
             raise _fail(p, f"benchmark {result.name}: {twice}")
     if not results:

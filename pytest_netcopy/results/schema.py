@@ -32,14 +32,24 @@ REQUIRED_KEYS = (
 )
 
 
-def group_id(size: int, threads: int) -> str:
-    """The pytest-benchmark group of a benchmark: modes side by side, ``4096B-2t``."""
-    return f"{size}B-{threads}t"
+def group_id(size: int, threads: int, *, pattern: str = "stream", rate: float | None = None) -> str:
+    """The pytest-benchmark group of a benchmark: modes side by side, ``4096B-2t``;
+    request/response ``rr-4096B-2t``, on a schedule ``rr-4096B-2t-1000tps``."""
+    group = f"{size}B-{threads}t"
+    if pattern != "stream":
+        group = f"{pattern}-{group}"
+    if rate is not None:
+        group += f"-{rate:g}tps"
+    return group
 
 
-def benchmark_id(mode: str, size: int, threads: int) -> str:
-    """The readable id of one benchmark of the grid: ``two_copy-4096B-2t``."""
-    return f"{mode}-{group_id(size, threads)}"
+def benchmark_id(
+    mode: str, size: int, threads: int, *, pattern: str = "stream", rate: float | None = None
+) -> str:
+    """The readable id of one benchmark of the grid: ``two_copy-4096B-2t``; request/response
+    ``rr-two_copy-4096B-2t`` (on a schedule ``rr-two_copy-4096B-2t-1000tps``)."""
+    point = f"{mode}-{group_id(size, threads, rate=rate)}"
+    return point if pattern == "stream" else f"{pattern}-{point}"
 
 
 def as_float(value: Any) -> float | None:

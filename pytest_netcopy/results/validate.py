@@ -61,7 +61,20 @@ def _is_object(value: Any) -> bool:
 
 
 def _is_integrity(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("ok"), bool)
+    """A verdict (``ok`` true or false), or none on the transmit-only target: ``ok`` null
+    with the ``note`` that says so (issue 15)."""
+    if not isinstance(value, dict):
+        return False
+    ok = value.get("ok")
+    return isinstance(ok, bool) or (ok is None and isinstance(value.get("note"), str))
+
+
+def _is_zerocopy(value: Any) -> bool:
+    """An object; its ``copied_fraction``, when present, null or a number in 0..1."""
+    if not isinstance(value, dict):
+        return False
+    fraction = value.get("copied_fraction")
+    return fraction is None or (_is_number(fraction) and fraction <= 1)
 
 
 def _is_cpus(value: Any) -> bool:
@@ -83,7 +96,40 @@ def _is_round_value(value: Any) -> bool:
     )
 
 
+def _is_figures(value: Any) -> bool:
+    """An object whose numbers are finite (or null); other entries (text, objects) pass."""
+    return isinstance(value, dict) and all(
+        _is_round_value(v) for v in value.values() if not isinstance(v, str | dict)
+    )
+
+
+RR_NUMBERS = (
+    "transactions_per_second", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us",
+    "max_us", "mean_us", "stddev_us",
+)  # fmt: skip
+
+
+def _is_rr(value: Any) -> bool:
+    """``rr`` (issue 16): a count of transactions, finite µs figures, ``beyond`` counts, the
+    histogram's text, and ``rate`` null or an object with a bool ``kept_schedule``."""
+    if not isinstance(value, dict) or not _is_int(value.get("transactions"), 0):
+        return False
+    beyond, rate = value.get("beyond"), value.get("rate")
+    return (
+        all(_is_number(value.get(k)) for k in RR_NUMBERS)
+        and isinstance(value.get("histogram"), str)
+        and isinstance(beyond, dict)
+        and all(_is_int(n, 0) for n in beyond.values())
+        and (
+            rate is None or (isinstance(rate, dict) and isinstance(rate.get("kept_schedule"), bool))
+        )
+    )
+
+
 Check = tuple[Callable[[Any], bool], str]
+
+#: ``rounds`` entries that are one object per round (``tcp_info``), not one number
+OBJECT_ROUNDS = frozenset({"tcp_info"})
 
 #: required keys: (check, what was expected)
 REQUIRED: dict[str, Check] = {
@@ -96,7 +142,10 @@ REQUIRED: dict[str, Check] = {
     "throughput_gbps": (_is_number, "a finite number >= 0"),
     "throughput_gbps_per_connection": (_is_number, "a finite number >= 0"),
     "ns_per_message": (_is_number, "a finite number >= 0"),
-    "integrity": (_is_integrity, "an object with a bool 'ok'"),
+    "integrity": (
+        _is_integrity,
+        "an object with a bool 'ok' (or, transmit only, a null 'ok' and a 'note')",
+    ),
     "placement": (
         _is_placement,
         "an object with lists of CPU numbers sender_cpus, sink_cpus and a bool pinned",
@@ -107,8 +156,30 @@ REQUIRED: dict[str, Check] = {
 OPTIONAL: dict[str, Check] = {
     "counters": (_is_object, "an object"),
     "sink_counters": (_is_object, "an object"),
-    "zerocopy": (_is_object, "an object"),
+    "zerocopy": (_is_zerocopy, "an object whose copied_fraction is null or a number in 0..1"),
+    "zerocopy_effective": (lambda v: isinstance(v, bool), "true or false"),
+    "target": (lambda v: v in ("sink", "blackhole"), "'sink' or 'blackhole'"),
     "tcp_nodelay": (lambda v: isinstance(v, bool), "true or false"),
+    "pattern": (lambda v: v in ("stream", "rr"), "'stream' or 'rr'"),
+    "rr": (
+        _is_rr,
+        "an object with an integer transactions, finite numbers "
+        + ", ".join(RR_NUMBERS)
+        + ", a text histogram, beyond counts and rate null or an object with kept_schedule",
+    ),
+    "tcp_info": (
+        lambda v: _is_figures(v) and (v.get("limited_by") is None or _is_figures(v["limited_by"])),
+        "an object of finite numbers or null, with limited_by an object of them or null",
+    ),
+    "transport": (lambda v: v in ("tcp", "udp"), "'tcp' or 'udp'"),
+    "udp": (
+        lambda v: (
+            _is_figures(v)
+            and all(_is_int(v.get(k), 0) for k in ("sent", "received", "lost"))
+            and _is_number(v.get("loss_fraction"))
+        ),
+        "an object with integers sent, received, lost and a number loss_fraction",
+    ),
 }
 
 _ROUNDS = "an object of lists of finite numbers or null"
@@ -137,19 +208,23 @@ def _rounds_problem(section: str, rounds: Any) -> str | None:
     for name, values in rounds.items():
         if values is None:
             continue  # e.g. rounds.cpu_vs_control without task-clock
+        if name in OBJECT_ROUNDS:
+            if not isinstance(values, list) or not all(_is_figures(v) for v in values):
+                return f"{section}.{name}={shown(values)}: expected a list of objects of numbers"
+            continue
         if not isinstance(values, list) or not all(_is_round_value(v) for v in values):
             return f"{section}.{name}={shown(values)}: expected a list of finite numbers or null"
     return None
 
 
-def duplicate(
-    key: tuple[str, int, int], name: str, seen: dict[tuple[str, int, int], str]
-) -> str | None:
-    """Record benchmark ``name`` under ``key`` in ``seen``; the problem when already there."""
+def duplicate(key: tuple[Any, ...], name: str, seen: dict[tuple[Any, ...], str]) -> str | None:
+    """Record benchmark ``name`` under ``key`` in ``seen``; the problem when already there.
+    ``key``: (mode, size, threads), and a request/response benchmark's pattern (``rr``,
+    ``rr-1000tps``) fourth."""
     if key in seen:
+        what = "(mode, size, threads)" if len(key) == 3 else "(mode, size, threads, pattern)"
         return (
-            f"(mode, size, threads)={shown(key)}: expected one benchmark per "
-            f"(mode, size, threads), also in benchmark {seen[key]}"
+            f"{what}={shown(key)}: expected one benchmark per {what}, also in benchmark {seen[key]}"
         )
     seen[key] = name
     return None

@@ -1,0 +1,103 @@
+"""Anchor our request/response round trips against sockperf's on the same CPUs (issue 16).
+
+For each size (64, 4096, 65536 B by default): ``sockperf server --tcp`` pinned to CPU 1,
+``sockperf ping-pong --tcp -m SIZE -t SECONDS`` pinned to CPU 0 (sockperf prints HALF the
+round trip: its percentiles are doubled here), then our
+``pytest benchmarks/ -p no:xdist --netcopy-patterns=rr --netcopy-modes=two_copy
+--netcopy-rr-threads=1 --netcopy-sizes=SIZE`` (its JSON). Prints p50/p99 of both and our
+ratio to sockperf's; ``--pairs N`` runs N pairs back to back. The issue's bar: p50 within
+1.15x, p99 within 1.3x. Needs the Debian package sockperf and taskset (util-linux).
+
+    python benchmarks/rr_anchor.py --pairs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+#: sockperf's percentile lines: "---> <MAX> observation =  123.456" / "---> percentile 99.000 = ..."
+PERCENTILE = re.compile(r"--->\s+percentile\s+([0-9.]+)\s+=\s+([0-9.]+)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sockperf_round_trip(size: int, seconds: float) -> dict[str, float]:
+    """sockperf ping-pong's p50/p99 round trip in µs (its half round trip doubled)."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["taskset", "-c", "1", "sockperf", "server", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        out = subprocess.run(
+            ["taskset", "-c", "0", "sockperf", "ping-pong", "--tcp", "-i", "127.0.0.1",
+             "-p", str(port), "-m", str(size), "-t", f"{seconds:g}"],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    found = {float(p): float(v) for p, v in PERCENTILE.findall(out)}
+    if 50.0 not in found or 99.0 not in found:
+        raise RuntimeError(f"sockperf printed no p50/p99:\n{out[-2000:]}")
+    return {"p50_us": 2 * found[50.0], "p99_us": 2 * found[99.0]}
+
+
+def ours(size: int, extra: list[str]) -> dict[str, float]:
+    """Our rr two_copy p50/p99 at ``size`` over one connection (µs)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rr.json"
+        subprocess.run(
+            [sys.executable, "-m", "pytest", str(HERE), "-p", "no:xdist", "-p", "no:cacheprovider",
+             "-q", "--netcopy-patterns=rr", "--netcopy-modes=two_copy",
+             "--netcopy-rr-threads=1", f"--netcopy-sizes={size}", f"--benchmark-json={out}",
+             *extra],
+            check=True, stdout=subprocess.DEVNULL, timeout=900,
+        )  # fmt: skip
+        bench = json.loads(out.read_text())["benchmarks"][0]["extra_info"]["rr"]
+    return {"p50_us": float(bench["p50_us"]), "p99_us": float(bench["p99_us"])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=1, help="pairs run back to back")
+    parser.add_argument("--sizes", default="64,4096,65536", help="request sizes in bytes")
+    parser.add_argument("--seconds", type=float, default=5.0, help="sockperf -t")
+    parser.add_argument("pytest_args", nargs="*", help="more options for our run (after --)")
+    args = parser.parse_args(argv)
+    for tool in ("sockperf", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"rr_anchor: {tool} not found (Debian: sockperf, util-linux)", file=sys.stderr)
+            return 2
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"{'pair':>4} {'size':>6} {'sockperf p50':>12} {'ours p50':>9} {'ratio':>6} "
+          f"{'sockperf p99':>12} {'ours p99':>9} {'ratio':>6}")  # fmt: skip
+    for pair in range(1, args.pairs + 1):
+        for size in sizes:
+            ref = sockperf_round_trip(size, args.seconds)
+            got = ours(size, args.pytest_args)
+            r50, r99 = got["p50_us"] / ref["p50_us"], got["p99_us"] / ref["p99_us"]
+            line = f"{pair:>4} {size:>6} {ref['p50_us']:>12.1f} {got['p50_us']:>9.1f} {r50:>6.2f} "
+            line += f"{ref['p99_us']:>12.1f} {got['p99_us']:>9.1f} {r99:>6.2f}"
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
