@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import impaired
 import pytest
 from _support import FAST, SWEEP
 from netns import PEER_ADDRESS, TwoHosts
@@ -167,3 +168,26 @@ def test_udp_across_the_namespace_peer(pytester: pytest.Pytester, two_hosts: Two
     refused.assert_outcomes(skipped=1)
     refused.stdout.fnmatch_lines(["*udp_gso: the kernel refused UDP_SEGMENT for 4096 B*"])
     assert two_hosts.pids() == []  # nothing left running on the peer
+
+
+def test_reordering_and_loss_on_an_impaired_link(pytester: pytest.Pytester) -> None:
+    """A real link that reorders every 7th packet and drops every 23rd towards the peer
+    (tests/impaired.py stands in for netem, which this kernel lacks): the sink counts the
+    datagrams that came late and the ones that never came, and the payload is intact."""
+    reason = impaired.why_not()
+    if reason:
+        pytest.skip(reason)
+    pytester.makepyfile(test_sweep=SWEEP)
+    with impaired.impaired_link(reorder_every=7, loss_every=23) as link:
+        result, extras = run_json(
+            pytester, f"--netcopy-peer={link.peer_command()}",
+            f"--netcopy-peer-python={SYSTEM_PYTHON} -I",
+            f"--netcopy-peer-address={impaired.PEER_ADDRESS}", "--netcopy-modes=udp_one_copy",
+            "--netcopy-sizes=1400", "--netcopy-threads=1", "--netcopy-udp-rate=5kdps",
+            "--netcopy-round-time=0.05", "--netcopy-control=none", "--netcopy-user-rounds=0",
+        )  # fmt: skip
+        assert link.pids() == []  # the peer's sink is gone
+    result.assert_outcomes(passed=1)
+    check_udp(extras[0])
+    udp = extras[0]["udp"]
+    assert udp["reordered"] > 0 and udp["lost"] > 0, udp
