@@ -108,6 +108,10 @@ def test_two_benchmarks_with_the_same_key_name_both(tmp_path: Path) -> None:
     )
 
 
+INTEGRITY = "an object with a bool 'ok' (or, transmit only, a null 'ok' and a 'note')"
+ZEROCOPY = "an object whose copied_fraction is null or a number in 0..1"
+
+
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
@@ -122,9 +126,13 @@ def test_two_benchmarks_with_the_same_key_name_both(tmp_path: Path) -> None:
         ("throughput_gbps_per_connection", None, "a finite number >= 0"),
         ("ns_per_message", -3.0, "a finite number >= 0"),
         ("rounds", [], "an object of lists of finite numbers or null"),
-        ("integrity", {"verified_bytes": 1}, "an object with a bool 'ok'"),
+        ("integrity", {"verified_bytes": 1}, INTEGRITY),
+        ("integrity", {"ok": None, "verified_bytes": 0}, INTEGRITY),
         ("sink_counters", "none", "an object"),
-        ("zerocopy", 3, "an object"),
+        ("zerocopy", 3, ZEROCOPY),
+        ("zerocopy", {"completions": 2, "copied": 3, "copied_fraction": 1.5}, ZEROCOPY),
+        ("zerocopy_effective", None, "true or false"),
+        ("target", "nowhere", "'sink' or 'blackhole'"),
         ("tcp_nodelay", [], "true or false"),
         (
             "placement",

@@ -72,6 +72,8 @@ def syscall_pass(pool: SenderPool, count: int) -> SyscallFigures:
 
 #: why the sink's syscalls go uncounted with a peer on another host (recorded word for word)
 REMOTE_SINK_REASON = "not counted: the sink runs on the peer, its threads are not this machine's"
+#: why with the transmit-only (blackhole) target
+NO_SINK_REASON = "not counted: transmit only, nothing receives"
 
 
 def _remote_sink_pass(pool: SenderPool, count: int, senders: SyscallCounters) -> SyscallFigures:
@@ -85,7 +87,8 @@ def _remote_sink_pass(pool: SenderPool, count: int, senders: SyscallCounters) ->
             senders.disable()
         counted = senders.delta(before, senders.read())
     sink: dict[str, Any] = dict.fromkeys(SINK_SYSCALLS)
-    sink.update(total=None, not_counted=dict.fromkeys(SINK_SYSCALLS, REMOTE_SINK_REASON))
+    why = NO_SINK_REASON if getattr(pool, "transmit_only", None) else REMOTE_SINK_REASON
+    sink.update(total=None, not_counted=dict.fromkeys(SINK_SYSCALLS, why))
     return _per_message(counted, result.messages), sink
 
 

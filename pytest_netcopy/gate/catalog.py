@@ -60,7 +60,9 @@ METRICS: Mapping[str, Mapping[str, object] | None] = {
     "sink_syscalls_per_message": dict.fromkeys(_SINK_SYSCALLS),
     "counters": {e: dict.fromkeys(_COUNTER_FIELDS) for e in _EVENTS},
     "sink_counters": {e: dict.fromkeys(_COUNTER_FIELDS) for e in _SINK_EVENTS},
-    "zerocopy": dict.fromkeys(("sends", "completions", "copied", "enobufs", "notifications")),
+    "zerocopy": dict.fromkeys(
+        ("sends", "completions", "copied", "enobufs", "notifications", "copied_fraction")
+    ),
     "integrity": dict.fromkeys(("verified_bytes",)),
     "control": dict.fromkeys(
         ("messages_per_round", "throughput_gbps", "cpu_ns_per_byte", "verified_bytes")

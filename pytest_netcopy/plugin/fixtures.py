@@ -10,7 +10,9 @@ import pytest
 from pytest_netcopy.bench.run import BenchmarkRun
 from pytest_netcopy.bench.runner import Netcopy, RunResult
 from pytest_netcopy.plugin.state import STATE_KEY, PluginState
+from pytest_netcopy.plugin.target import skip_reason
 from pytest_netcopy.send.modes import Mode
+from pytest_netcopy.transport.blackhole import BlackholeError
 
 XDIST_MESSAGE = (
     "pytest-netcopy benchmarks cannot run under pytest-xdist: parallel workers share the "
@@ -75,8 +77,6 @@ def netcopy_mode(request: pytest.FixtureRequest) -> Mode:
     return session.registry.get(name)
 
 
-@pytest.fixture(scope="session")
-def netcopy_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def netcopy_pattern(request: pytest.FixtureRequest) -> str:
     """The pattern under test: "stream" or "rr" (parametrized from --netcopy-patterns)."""
@@ -90,9 +90,12 @@ def netcopy_rr_rate(request: pytest.FixtureRequest) -> float | None:
     return None if rate is None else float(rate)
 
 
-    """The session's receiver process (started on first use, restarted if it died)."""
+@pytest.fixture(scope="session")
+def netcopy_sink(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The session's receiver process (started on first use, restarted if it died); with
+    the blackhole target none (nothing receives): None."""
     session = request.config.stash[STATE_KEY].session
-    yield session.get_sink()
+    yield None if session.settings.target == "blackhole" else session.get_sink()
 
 
 class _Netcopy(Netcopy):
@@ -104,7 +107,14 @@ class _Netcopy(Netcopy):
         self._tried: BenchmarkRun | None = None
 
     def _new_run(self, mode: Any, size: int | None, threads: int | None) -> BenchmarkRun:
-        self._tried = super()._new_run(mode, size, threads)
+        mode_obj = self._mode(mode)
+        skip = skip_reason(self._session.settings, mode_obj)  # TCP on the blackhole target
+        if skip is not None:
+            pytest.skip(skip)
+        try:
+            self._tried = super()._new_run(mode_obj, size, threads)
+        except BlackholeError as exc:  # the topology could not be built: one line, no trace
+            pytest.fail(str(exc), pytrace=False)
         return self._tried
 
     def run(
