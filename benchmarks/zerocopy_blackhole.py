@@ -5,7 +5,8 @@
 Runs, ``--runs`` times (each a fresh pytest process, so a fresh topology and probe)::
 
     pytest benchmarks/ -p no:xdist --netcopy-target=blackhole \\
-        --netcopy-modes=udp_one_copy,udp_zero_copy --netcopy-sizes=SIZES --netcopy-threads=1
+        --netcopy-modes=udp_one_copy,udp_zero_copy --netcopy-sizes=SIZES --netcopy-threads=1 \\
+        --netcopy-patterns=stream
 
 and prints, per size, the median over the runs of each mode's Gbps and sender CPU ns/byte,
 and zero-copy's ratios to one_copy (Gbps > 1 and CPU < 1: zero-copy ahead), then where
@@ -36,7 +37,8 @@ def one_run(sizes: str, extra: list[str], out: Path) -> list[dict[str, Any]]:
     cmd = [
         sys.executable, "-m", "pytest", str(HERE), "-p", "no:xdist", "-q",
         "--netcopy-target=blackhole", f"--netcopy-modes={','.join(MODES)}",
-        f"--netcopy-sizes={sizes}", "--netcopy-threads=1", f"--benchmark-json={out}", *extra,
+        f"--netcopy-sizes={sizes}", "--netcopy-threads=1", "--netcopy-patterns=stream",
+        f"--benchmark-json={out}", *extra,
     ]  # fmt: skip
     done = subprocess.run(cmd, check=False, timeout=3600)
     if done.returncode != 0:

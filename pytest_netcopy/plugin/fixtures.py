@@ -108,7 +108,8 @@ class _Netcopy(Netcopy):
 
     def _new_run(self, mode: Any, size: int | None, threads: int | None) -> BenchmarkRun:
         mode_obj = self._mode(mode)
-        skip = skip_reason(self._session.settings, mode_obj)  # TCP on the blackhole target
+        pattern = self._point[0]  # set by run() before this
+        skip = skip_reason(self._session.settings, mode_obj, pattern)  # on the blackhole target
         if skip is not None:
             pytest.skip(skip)
         try:
