@@ -76,6 +76,14 @@ def in_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("csv_pmu.csv", ["csv", "pmu_run.json"]),
         ("csv_real.csv", ["csv", "real_run.json"]),
+        # issue 16: request/response results and TCP_INFO (rr_run.json, make_rr_run.py)
+        ("report_rr_default.txt", ["report", "rr_run.json"]),
+        ("report_rr_github.md", ["report", "rr_run.json", "--format", "github"]),
+        (
+            "report_rr_two_runs_plain.txt",
+            ["report", "real_run.json", "rr_run.json", "--format", "plain"],
+        ),
+        ("csv_rr.csv", ["csv", "rr_run.json"]),
     ],
 )
 def test_golden(capsys: pytest.CaptureFixture[str], golden: str, argv: list[str]) -> None:

@@ -18,12 +18,13 @@ from typing import Any
 from pytest_netcopy.gate.catalog import RR_FIGURES
 from pytest_netcopy.gate.rules import Rule
 from pytest_netcopy.results import schema
-from pytest_netcopy.results.runs import Result
+from pytest_netcopy.results.runs import Result, Run
 from pytest_netcopy.results.schema import as_float
 
 __all__ = [
     "MatchKey",
     "applicable",
+    "find_match",
     "is_rr_metric",
     "match_key",
     "not_applicable_note",
@@ -33,8 +34,9 @@ __all__ = [
 ]
 
 STREAM, RR = "stream", "rr"
-#: what matches a benchmark across runs: (mode, size, threads), pattern, offered rate
-MatchKey = tuple[tuple[str, int, int], str, float | None]
+#: what matches a benchmark across runs: (mode, size, threads) and its variant
+#: (``stream``, ``rr``, ``rr-1000tps``: results.runs.Result.variant)
+MatchKey = tuple[tuple[str, int, int], str]
 
 
 def pattern_of(extra: Mapping[str, Any]) -> str:
@@ -50,17 +52,21 @@ def offered_rate(extra: Mapping[str, Any]) -> float | None:
 
 
 def match_key(result: Result) -> MatchKey:
-    key = (result.mode, result.size, result.threads)
-    return (key, pattern_of(result.extra), offered_rate(result.extra))
+    return (result.key, result.variant)
+
+
+def find_match(run: Run, result: Result) -> Result | None:
+    """The benchmark of ``run`` that ``result`` is compared with (the last, if several)."""
+    key = match_key(result)
+    found = [r for r in run.results if match_key(r) == key]
+    return found[-1] if found else None
 
 
 def result_id(result: Result) -> str:
     """``two_copy-4096B-2t``; ``rr-two_copy-4096B-1t``; ``rr-two_copy-4096B-1t-1000tps``."""
-    base = schema.benchmark_id(result.mode, result.size, result.threads)
-    if pattern_of(result.extra) != RR:
-        return base
-    rate = offered_rate(result.extra)
-    return f"rr-{base}" + ("" if rate is None else f"-{rate:g}tps")
+    pattern = pattern_of(result.extra)
+    rate = offered_rate(result.extra) if pattern == RR else None
+    return schema.benchmark_id(result.mode, result.size, result.threads, pattern=pattern, rate=rate)
 
 
 def is_rr_metric(metric: str) -> bool:

@@ -28,6 +28,7 @@ from pytest_netcopy.gate.catalog import check_rules
 from pytest_netcopy.gate.compare import MachineMismatch, compare_runs, judge_benchmark, rules_for
 from pytest_netcopy.gate.metrics import control_metrics, has_control
 from pytest_netcopy.gate.outcome import GateOutcome
+from pytest_netcopy.gate.patterns import find_match
 from pytest_netcopy.gate.policy import ABSOLUTE_RULES_EXAMPLE
 from pytest_netcopy.gate.rules import Rule, format_rules, parse_rules
 from pytest_netcopy.gate.sequential import next_rounds
@@ -180,7 +181,7 @@ class GatePlugin:
             return 0, "no look", top
         record["max_rounds"] = top  # the look's level comes from the budget
         current = Result(name=self._nodeid, group=None, extra=info, stats={})
-        old = s.baseline.by_key().get(current.key)
+        old = find_match(s.baseline, current)  # issue 16: a stream never stands in for an RR
         if old is None:
             return 0, "not in the baseline", top
         marker = self._item_rules.get(self._nodeid)

@@ -16,12 +16,13 @@ from pytest_netcopy.report.figures import Extra
 from pytest_netcopy.report.metrics import NA, fmt_ns, fmt_rate
 from pytest_netcopy.report.ranking import mode_rank, order_modes
 from pytest_netcopy.report.tables import FASTEST_MARK, Group, render_groups
+from pytest_netcopy.results.rr import MIN_BEYOND
 from pytest_netcopy.results.schema import as_float
 
 STREAM = "stream"
 RR = "rr"
 #: a percentile resting on fewer samples beyond it than this is flagged
-FEW_BEYOND = 1000
+FEW_BEYOND = MIN_BEYOND
 FEW_MARK = "†"
 #: the percentiles the table shows: (label, key in ``rr``, key in ``rr.beyond``, p)
 TABLE_PERCENTILES = (
@@ -154,7 +155,7 @@ def _labels(open_loop: bool) -> list[str]:
 
 
 def _load(rate: float | None) -> str:
-    return "closed loop" if rate is None else f"{fmt_rate(rate)}/s per conn"
+    return "closed loop" if rate is None else f"{rate:,g}/s per conn"
 
 
 def _index(results: Sequence[Extra]) -> dict[LatencyKey, dict[str, Extra]]:

@@ -78,6 +78,7 @@ def plot_latency_vs_size(run: Run) -> Figure:
                     label=f"{mode} {label}",
                 )
         size_axis(ax, sizes)
+        ax.set_xlabel("request size (bytes, log scale)")
         log_y(ax)
         ax.set_title(f"{threads_label(threads)}, {_load_label(rate)}")
     axes[0].set_ylabel("round trip (µs, log scale)")
@@ -121,7 +122,7 @@ def nines_axis(ax: Axes, top: float) -> None:
     ax.set_xlim(1, 10 ** decades[-1])
     ax.xaxis.set_major_locator(FixedLocator([10.0**d for d in decades]))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([percentile_label(d) for d in decades])
+    ax.set_xticklabels([percentile_label(d) for d in decades], fontsize=8)
     ax.set_xlabel("percentile (log scale of 1/(1-p))")
 
 

@@ -22,7 +22,7 @@ LIMITS = (
     ("sender", "the sender itself"),
 )
 #: the fields behind ``limited_by``, whose ``missing`` reason explains a null
-CHRONO_FIELDS = ("busy_us", "rwnd_limited_us", "sndbuf_limited_us", "limited_by")
+CHRONO_FIELDS = ("limited_by", "busy_us", "rwnd_limited_us", "sndbuf_limited_us")
 
 
 def tcp_info(extra: Extra) -> Mapping[str, Any] | None:
