@@ -37,8 +37,12 @@ REPORT_DESCRIPTION = (
     "messages/s, ns per message (inverse throughput, not latency), zero-copy copied %%, "
     "integrity, and where counted sender and sink CPU ns/byte, syscalls/message and "
     "cycles/byte; the fastest mode of each row is marked with '*'. Then the crossover "
-    "sizes (where one_copy overtakes two_copy, where zero_copy overtakes copying). With "
-    "several runs: the runs side by side with the change against the first."
+    "sizes (where one_copy overtakes two_copy, where zero_copy overtakes copying). Where "
+    "TCP_INFO was read, what limited the senders (receive window / send buffer / the sender "
+    "itself). Request/response results get a latency table: p50 / p99 / p99.9 round trips "
+    "(µs) and transactions/s, the lowest p50 marked, thin tails flagged, the open loop's "
+    "offered and achieved rates. With several runs: the runs side by side with the change "
+    "against the first."
 )
 CSV_DESCRIPTION = (
     "Write one CSV row per benchmark of RUN: the reference workload's\n"
@@ -53,7 +57,10 @@ PLOT_DESCRIPTION = (
     "  5. an overall comparison at 16 KiB\n"
     "and 6. a crossover plot: where one_copy overtakes two_copy and zero_copy\n"
     "overtakes copying. Each names the machine (CPU, kernel); error bars span\n"
-    "the measured rounds (min..max)."
+    "the measured rounds (min..max). A run with request/response results also gets\n"
+    "  7. p50 and p99 round trips vs request size, a line of each per mode\n"
+    "  8. the percentile distribution per size (HdrHistogram style, from the\n"
+    "     stored histograms: latency against 90%, 99%, 99.9%, ...)"
 )
 PLOT_EPILOG = (
     "matplotlib is an optional extra; install it with:\n  pip install 'pytest-netcopy[plot]'"
