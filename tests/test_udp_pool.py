@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from pytest_netcopy.bench.passes import InstructionCounter
 from pytest_netcopy.bench.udprate import datagrams_per_second, parse_udp_rate
+from pytest_netcopy.instruments.cachegrind import find_valgrind
 from pytest_netcopy.send.builtin import builtin_registry
 from pytest_netcopy.send.modes import Mode, Sender
 from pytest_netcopy.send.udp import UDP_MODES, UdpBareSend, UdpTwoCopy, gso_batch
@@ -214,3 +216,18 @@ def test_gso_batches_fit_in_64_kib() -> None:
     assert gso_batch(1400) == 46 and 46 * 1400 <= 65507
     assert gso_batch(64) == 64  # capped at UDP_MAX_SEGMENTS
     assert gso_batch(65504) == 1
+
+
+def test_instruction_count_of_a_udp_mode_sends_datagrams() -> None:
+    """The valgrind counting child sends a UDP mode's messages as datagrams (to a socket of
+    its own that nobody reads), not down a TCP connection."""
+    if find_valgrind() is None:
+        pytest.skip("needs valgrind (Debian package valgrind)")
+    counter = InstructionCounter(20)
+    try:
+        figures = counter.count(UdpTwoCopy(), 1400)
+    finally:
+        counter.close()
+    assert figures.status == "ok", figures.reason
+    assert figures.user_instructions_per_message is not None
+    assert figures.user_instructions_per_message > 0

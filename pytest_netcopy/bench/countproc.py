@@ -34,8 +34,16 @@ CHILD_FAILED = 3
 
 
 def _send(mode: Any, size: int, messages: int, port: int, timeout: float) -> None:
-    """Send ``messages`` messages of ``mode`` to the drain on one new connection."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    """Send ``messages`` messages of ``mode`` to the drain on one new connection (a UDP
+    mode: to a datagram socket of this child's that nobody reads, docs/udp.md)."""
+    drain = None
+    if getattr(mode, "transport", "tcp") == "udp":
+        drain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        drain.bind(("127.0.0.1", 0))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(drain.getsockname())
+    else:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         sock.settimeout(None)
         set_socket_timeouts(sock, timeout)
@@ -47,6 +55,8 @@ def _send(mode: Any, size: int, messages: int, port: int, timeout: float) -> Non
         sender.close()
     finally:
         sock.close()
+        if drain is not None:
+            drain.close()
 
 
 def _spawn(job: tuple[Any, int, int, int, float], gate: int, err_w: int, fds: list[int]) -> int:
