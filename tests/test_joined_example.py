@@ -70,6 +70,7 @@ def test_joined_runs_from_a_clone_with_a_verified_payload(tmp_path: Path) -> Non
     result = run_pytest(
         "benchmarks/",
         "--netcopy-modes=joined",
+        "--netcopy-patterns=stream",  # the sweep's request/response points: tests/test_rr.py
         "--netcopy-sizes=4096",
         "--netcopy-threads=1",
         "--netcopy-round-time=0.01",
@@ -97,7 +98,7 @@ def test_joined_runs_from_a_clone_with_a_verified_payload(tmp_path: Path) -> Non
 def test_the_root_conftest_leaves_the_default_modes_alone(modes: str | None) -> None:
     args = ["benchmarks/", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     args += [f"--netcopy-modes={modes}"] if modes else []
-    args += ["--netcopy-sizes=4096", "--netcopy-threads=1"]
+    args += ["--netcopy-sizes=4096", "--netcopy-threads=1", "--netcopy-patterns=stream"]
     result = run_pytest(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     wanted = modes.split(",") if modes else ["two_copy", "one_copy", "zero_copy"]
