@@ -36,7 +36,8 @@ def fake_session(results: list[dict[str, Any]]) -> Any:
             results=results,
             hints=set(),
             refused_strangers=lambda: 0,
-            settings=SimpleNamespace(congestion="system", nodelay=False),
+            probe=None,
+            settings=SimpleNamespace(congestion="system", nodelay=False, target="sink"),
         ),
     )
 
