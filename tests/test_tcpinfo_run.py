@@ -5,6 +5,7 @@ contract's keys and per-round lists, and an old kernel's short struct (asked for
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from _support import FAST, SWEEP
 
 from pytest_netcopy.results.runs import load_run
 from pytest_netcopy.results.tcpinfo import FIGURE_KEYS
+from pytest_netcopy.results.validate import problem
 from pytest_netcopy.send.builtin import builtin_registry
 from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.pool import SenderPool
@@ -101,3 +103,48 @@ def test_an_old_kernels_short_struct_records_nulls_with_reasons(
     assert info["missing"]["busy_us"].endswith("tcpi_busy_time needs Linux 4.10+")
     assert info["limited_by"] is None and "needs Linux 4.10+" in info["missing"]["limited_by"]
     assert info["busy_fraction"] is None
+
+
+def extra_with(info: Any, per_round: Any) -> dict[str, Any]:
+    """A minimal valid result carrying ``tcp_info`` and ``rounds.tcp_info``."""
+    return {
+        "netcopy_schema": 1, "mode": "two_copy", "size": 4096, "threads": 1,
+        "messages_per_round": 1, "bytes_per_round": 4096, "throughput_gbps": 1.0,
+        "throughput_gbps_per_connection": 1.0, "ns_per_message": 1.0,
+        "integrity": {"ok": True, "verified_bytes": 4096},
+        "placement": {"sender_cpus": [], "sink_cpus": [], "pinned": False},
+        "rounds": {"seconds": [0.1], "tcp_info": per_round}, "tcp_info": info,
+    }  # fmt: skip
+
+
+def test_the_schema_checks_take_tcp_info_and_refuse_bad_values() -> None:
+    good = {"rtt_us": 20.5, "busy_us": None, "missing": {"busy_us": "kernel returned 168 bytes"},
+            "limited_by": {"receive_window": 0.5, "send_buffer": 0.0, "sender": 0.5}}  # fmt: skip
+    assert problem(extra_with(good, [{"rtt_us": 20.5, "busy_us": None}])) is None
+    bad_round = problem(extra_with(good, [{"rtt_us": "fast"}, 3]))
+    assert bad_round is not None and bad_round.startswith("rounds.tcp_info=")
+    bad_info = problem(extra_with({**good, "rtt_us": math.inf}, []))
+    assert bad_info is not None and bad_info.startswith("tcp_info=")
+    bad_shares = problem(extra_with({**good, "limited_by": {"sender": [1]}}, []))
+    assert bad_shares is not None and bad_shares.startswith("tcp_info=")
+
+
+RR_SWEEP = """
+def test_send_path(netcopy, netcopy_pattern, netcopy_mode, netcopy_size, netcopy_threads):
+    assert netcopy.run(netcopy_mode, size=netcopy_size, threads=netcopy_threads).intact
+"""
+
+
+def test_a_request_response_run_records_tcp_info_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sweep=RR_SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-patterns=rr", "--netcopy-sizes=256", "--netcopy-modes=two_copy",
+        "--netcopy-rr-threads=1", "--netcopy-rr-transactions=600", "--netcopy-counters=none",
+        "--netcopy-user-rounds=0", "--benchmark-json=out.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    extra = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["extra_info"]
+    assert extra["pattern"] == "rr"
+    info = extra["tcp_info"]
+    assert set(info) >= CONTRACT and info["rtt_us"] > 0
+    assert len(extra["rounds"]["tcp_info"]) == len(extra["rounds"]["seconds"])
