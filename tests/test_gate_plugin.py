@@ -342,7 +342,8 @@ def pytest_netcopy_add_modes(registry):
         ("throughput_gbps:-25%@my_mod",
          "ERROR: @pytest.mark.netcopy(gate='throughput_gbps:-25%@my_mod') on "
          "test_marked.py::test_marked: bad gate rule 'throughput_gbps:-25%@my_mod': unknown mode "
-         "'my_mod'; expected modes from: two_copy, one_copy, zero_copy, my_mode"),
+         "'my_mod'; expected modes from: two_copy, one_copy, zero_copy, udp_two_copy, "
+         "udp_one_copy, udp_zero_copy, udp_gso, my_mode"),
         ("throughput_gbps:-25%@my_mode", None),
     ],
 )  # fmt: skip
@@ -409,7 +410,7 @@ def test_no_gate_output_without_a_baseline(pytester: pytest.Pytester) -> None:
         (["--netcopy-baseline=BASE"], "netcopy_gate = throughput_gbps:-10%@two_cpy", {},
          "ERROR: ini option netcopy_gate in *tox.ini='throughput_gbps:-10%@two_cpy': bad gate "
          "rule 'throughput_gbps:-10%@two_cpy': unknown mode 'two_cpy'; expected modes from: "
-         "two_copy, one_copy, zero_copy"),
+         "two_copy, one_copy, zero_copy, udp_two_copy, udp_one_copy, udp_zero_copy, udp_gso"),
         (["--netcopy-baseline=BASE"], "", {"NETCOPY_GATE": "counters.cycles:+5%"},
          "ERROR: environment variable NETCOPY_GATE='counters.cycles:+5%': bad gate rule "
          "'counters.cycles:+5%': unknown metric 'counters.cycles'; *"),
