@@ -275,6 +275,7 @@ def test_without_the_control_nothing_of_it_is_recorded(pytester: pytest.Pytester
         "steal_ms",
         "retransmits",
         "cpu_ns_per_byte",
+        "tcp_info",
     }
 
 
