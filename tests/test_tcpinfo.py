@@ -362,5 +362,6 @@ def test_a_lossy_link_records_its_retransmits(pytester: pytest.Pytester, two_hos
     assert len(per_round) == 3 and all(isinstance(n, int) for n in per_round), per_round
     assert extra["retransmits"] == sum(per_round) > 0, extra["retransmits"]
     assert "retransmits_not_counted" not in extra
+    assert extra["tcp_info"]["retrans"] == extra["retransmits"]  # one reading behind both
     line = next(row for row in modes_table([extra], fmt="plain").splitlines() if "retr" in row)
     assert line.split()[-1] == str(extra["retransmits"])
