@@ -213,16 +213,17 @@ def test_what_the_control_check_lets_through(pytester: pytest.Pytester, args: li
     text = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1)
     if "--netcopy-control=none" in args:
-        # let through and judged: the verdict itself follows this machine's speed against
-        # a stored 17.4 Gbps (a loaded CI runner can fall below -90%), so either is fine
+        # let through to the gate: the verdict itself follows this machine's speed against a
+        # stored 17.4 Gbps (a loaded CI runner can fall below -90%, or straddle it and stay
+        # undecided), so any of the three verdicts is fine, never "refused" or "not comparable"
         assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), text
         assert re.match(
-            r"netcopy gate: (no regression in 1 benchmark|1 regression in two_copy-4096B-1t)",
+            r"netcopy gate: (no regression in 1 benchmark|1 regression in two_copy-4096B-1t"
+            r"|nothing judged: all 1 row of 1 benchmark undecided)",
             last_line(result),
         ), text
-        assert row(result, "two_copy-4096B-1t", "throughput_gbps").endswith(("REGRESSION", ")")), (
-            text
-        )
+        verdict = row(result, "two_copy-4096B-1t", "throughput_gbps")
+        assert verdict.endswith(("REGRESSION", ")")) or "undecided:" in verdict, text
     else:
         assert result.ret == pytest.ExitCode.OK, text
         assert last_line(result).startswith("netcopy gate: no regression in 1 benchmark")
