@@ -43,6 +43,7 @@ class Flow:
         assert magic == wire.UDP_PORT_MAGIC
         self.data = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.data.connect((sink.address[0], port))
+        self.ctrl.sendall(wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, self.data.getsockname()[1]))
         self.template = bytearray(wire.message_template(self.conn_id, size))
         self.round_no = 0
 
@@ -102,6 +103,17 @@ def test_the_sequence_goes_on_across_rounds(flow: Flow) -> None:
     late = flow.datagram(4)  # the previous round's last, arriving late: not this round's
     ack = flow.round(5, [late, *(flow.datagram(k) for k in range(5, 10))])
     assert (ack.ok, ack.received, ack.lost, ack.duplicated) == (True, 5, 0, 0)
+
+
+def test_a_strangers_datagrams_never_reach_the_flow(flow: Flow) -> None:
+    """Garbage and a valid-looking datagram from another socket, mid-round: dropped by the
+    kernel (the sink's datagram socket is connected to the flow's source), round intact."""
+    port = flow.data.getpeername()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.sendto(b"x" * SIZE, (flow.sink.address[0], port))
+        stranger.sendto(flow.datagram(1), (flow.sink.address[0], port))
+        ack = flow.round(4, [flow.datagram(k) for k in range(4)])
+    assert (ack.ok, ack.received, ack.duplicated, ack.lost) == (True, 4, 0, 0)
 
 
 def test_a_corrupted_datagram_names_its_sequence_and_offset(flow: Flow) -> None:

@@ -32,6 +32,8 @@ from pytest_netcopy.sink.wire import (  # not shipped: one namespace there
     STAMP_MASK,
     UDP_ACK,
     UDP_ACK_MAGIC,
+    UDP_FROM,
+    UDP_FROM_MAGIC,
     UDP_MAGIC,
     UDP_MARK,
     UDP_MARK_MAGIC,
@@ -78,6 +80,8 @@ def serve_udp(conn: Connection, conn_id: int, size: int) -> None:
         set_socket_timeouts(conn.sock, conn.timeout)
         conn.report(ACCEPT.pack(ACCEPT_MAGIC, conn_id, threading.get_native_id(), rcvbuf))
         conn.sock.sendall(UDP_PORT.pack(UDP_PORT_MAGIC, dgram.getsockname()[1], rcvbuf))
+        if not _lock_source(conn, dgram):
+            return
         flow = UdpFlow(conn, dgram, conn_id, size)
         while (header := conn.round_header(conn_id)) is not None:
             if not flow.receive_round(*header):
@@ -85,6 +89,22 @@ def serve_udp(conn: Connection, conn_id: int, size: int) -> None:
 
 
 FLOWS[UDP_MAGIC] = serve_udp
+
+
+def _lock_source(conn: Connection, dgram: socket.socket) -> bool:
+    """Connect the datagram socket to the sender's (UDP_FROM): the kernel drops strangers'."""
+    try:
+        magic, port = UDP_FROM.unpack(
+            recv_before(conn.sock, UDP_FROM.size, time.monotonic() + conn.hello_timeout)
+        )
+    except (OSError, ConnectionError) as exc:
+        conn.log(f"refused: no datagram source ({exc})")
+        return False
+    if magic != UDP_FROM_MAGIC:
+        conn.log("refused: wrong magic where the datagram source belongs")
+        return False
+    dgram.connect((conn.sock.getpeername()[0], port))
+    return True
 
 
 class UdpFlow:

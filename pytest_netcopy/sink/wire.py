@@ -38,6 +38,8 @@ RECORD_SIZE = ACK.size
 UDP_MAGIC = b"NCU1"
 UDP_PORT = struct.Struct("<4sII")  # sink -> sender on the control: magic, datagram port, rcvbuf
 UDP_PORT_MAGIC = b"NCP1"
+UDP_FROM = struct.Struct("<4sI")  # sender -> sink on the control: magic, its datagram port
+UDP_FROM_MAGIC = b"NCF1"
 UDP_MARK = struct.Struct("<4sIQ")  # sender -> sink after a round's datagrams: round, sent
 UDP_MARK_MAGIC = b"NCZ1"
 # a UDP round's record: conn, round, announced, received (unique), reordered, duplicated, ok,

@@ -146,6 +146,8 @@ class DatagramPool(SenderPool):
         sock = socket.socket(family, socket.SOCK_DGRAM)
         self.socks.append(sock)
         sock.connect((host, port))
+        if self.transmit_only is None:  # the sink takes datagrams from this port only
+            ctrl.sendall(wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, sock.getsockname()[1]))
         wire.set_socket_timeouts(sock, self.timeout)
         self.conn_ids.append(conn_id)
         self.sink_tids.append(tid)
