@@ -7,7 +7,9 @@ Runs, ``--pairs`` times back to back, alternating which goes first:
 - iperf3: server ``iperf3 -s -1 -A 1 -B 127.0.0.1``, client ``iperf3 -u -b RATE -l 1400
   -c 127.0.0.1 -A 0 -t SECONDS -J``. RATE starts at 0 (unpaced); while the receiver lost
   more than the loss budget (1%, the same budget as netcopy's calibrated rate), it is
-  halved from the rate the client achieved (at most 6 times). Goodput = bytes the server
+  halved from the rate the client achieved (at most 6 times), then bisected 3 times between
+  the last rate over the budget and the first under it (netcopy's calibration searches the
+  same way: halvings, then bisection). Goodput = bytes the server
   received / its seconds;
 - ours: ``pytest benchmarks/ -p no:xdist --netcopy-modes=udp_two_copy --netcopy-sizes=1400
   --netcopy-threads=1 --netcopy-patterns=stream`` (the rate calibrated to under 1% loss,
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PORT = "5298"
 LOSS_BUDGET = 0.01
 HALVINGS = 6
+BISECTIONS = 3
 
 
 def _iperf3_once(size: int, seconds: int, rate: float) -> tuple[float, float, float]:
@@ -71,15 +74,31 @@ def _iperf3_figures(end: dict[str, Any]) -> tuple[float, float, float]:
 
 
 def iperf3(size: int, seconds: int) -> tuple[float, float, float]:
-    """(goodput Gbps, loss fraction, the -b rate used; 0: unpaced) within the loss budget."""
+    """(goodput Gbps, loss fraction, the -b rate used; 0: unpaced) within the loss budget:
+    unpaced, else halved until under the budget, then bisected between the last rate over
+    it and the first under it (``BISECTIONS`` steps), keeping the best goodput under it."""
     rate = 0.0
     goodput, loss, sent = _iperf3_once(size, seconds, rate)
+    over = sent
     for _ in range(HALVINGS):
         if loss <= LOSS_BUDGET:
             break
-        rate = (rate or sent) / 2
+        over = rate or sent
+        rate = over / 2
         goodput, loss, sent = _iperf3_once(size, seconds, rate)
-    return goodput, loss, rate
+    if not rate or loss > LOSS_BUDGET:
+        return goodput, loss, rate
+    best, under = (goodput, loss, rate), rate
+    for _ in range(BISECTIONS):
+        mid = (under + over) / 2
+        got, lost, _ = _iperf3_once(size, seconds, mid)
+        if lost <= LOSS_BUDGET:
+            under = mid
+            if got > best[0]:
+                best = (got, lost, mid)
+        else:
+            over = mid
+    return best
 
 
 def ours(size: int, out: Path) -> tuple[float, float, dict[str, Any]]:
