@@ -1,9 +1,9 @@
 """Anchor our request/response round trips against sockperf's on the same CPUs (issue 16).
 
 For each size (64, 4096, 65000 B by default; sockperf 3.7's TCP server drops the
-connection at 65536 B, so "64 KiB" is 65,000 B on both sides): ``sockperf server --tcp`` pinned to CPU 1,
-``sockperf ping-pong --tcp -m SIZE -t SECONDS`` pinned to CPU 0 (sockperf prints HALF the
-round trip: its percentiles are doubled here), then our
+connection at 65536 B, so "64 KiB" is 65,000 B on both sides): ``sockperf server --tcp``
+pinned to CPU 1, ``sockperf ping-pong --tcp -m SIZE -t SECONDS`` pinned to CPU 0
+(sockperf prints HALF the round trip: its percentiles are doubled here), then our
 ``pytest benchmarks/ -p no:xdist --netcopy-patterns=rr --netcopy-modes=two_copy
 --netcopy-rr-threads=1 --netcopy-sizes=SIZE`` (its JSON). Prints p50/p99 of both and our
 ratio to sockperf's; ``--pairs N`` runs N pairs back to back. The issue's bar: p50 within
