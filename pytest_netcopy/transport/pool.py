@@ -7,8 +7,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
 
 from pytest_netcopy.instruments.steal import StealClock
 from pytest_netcopy.send.modes import Mode, Sender
@@ -17,30 +17,14 @@ from pytest_netcopy.transport import tcpinfo
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.placement import set_congestion
-from pytest_netcopy.transport.records import Ack, End, UdpRound
+from pytest_netcopy.transport.records import Ack, End, UdpAck
+from pytest_netcopy.transport.rounds import RoundResult as RoundResult
+from pytest_netcopy.transport.rounds import corruption, explain
 
-
-@dataclass
-class RoundResult:
-    seconds: float
-    messages: int
-    bytes: int
-    acks: list[Ack]
-    sender_stats: list[dict[str, int] | None] = field(default_factory=list)
-    #: hypervisor steal on the benchmark's CPUs during the round (ms); None: not known
-    steal_ms: float | None = None
-    #: segments the senders retransmitted during the round (TCP_INFO); None: not known
-    retransmits: int | None = None
-    #: why ``retransmits`` is None
-    retransmits_not_counted: str | None = None
-    #: TCP_INFO over the connections (docs/tcp-info.md); None: not read (e.g. not TCP)
-    tcp_info: tcpinfo.RoundTcpInfo | None = None
-    #: the sink's datagram counts (UDP modes over a sink); None: TCP, or nothing receives
-    udp: UdpRound | None = None
-
-    @property
-    def verified_bytes(self) -> int:
-        return sum(a.verified_bytes for a in self.acks)
+#: what a round's ``collect`` step returns
+R = TypeVar("R")
+#: the sink's per-connection record of a round
+A = TypeVar("A", Ack, UdpAck)
 
 
 class SenderPool:
@@ -52,6 +36,10 @@ class SenderPool:
     the sink's acks; a round ends when the sink has acked every byte of every
     connection and every thread has settled its sends.
     """
+
+    #: mid-benchmark, any end of one of the pool's streams fails the round (False: only
+    #: the end of a connection whose record the round still waits for)
+    ends_any_time: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -141,14 +129,19 @@ class SenderPool:
         if self.nodelay:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.congestion_used = set_congestion(sock, self.congestion)
+        self._add_senders(sock, conn_id)
+
+    def _add_senders(self, sock: socket.socket, conn_id: int) -> None:
+        """The mode's sender on a new connection (and the control's, on the same one)."""
         self.mode.prepare(sock)
-        sender = self.mode.sender(sock, conn_id, self.size)
-        sender.timeout = self.timeout
-        self.senders.append(sender)
+        self.senders.append(self._new_sender(self.mode, sock, conn_id))
         if self.control is not None:
-            other = self.control.sender(sock, conn_id, self.size)
-            other.timeout = self.timeout
-            self.control_senders.append(other)
+            self.control_senders.append(self._new_sender(self.control, sock, conn_id))
+
+    def _new_sender(self, mode: Mode, sock: socket.socket, conn_id: int) -> Sender:
+        sender = mode.sender(sock, conn_id, self.size)
+        sender.timeout = self.timeout
+        return sender
 
     def _worker(self, i: int, ready: threading.Barrier) -> None:
         try:
@@ -200,19 +193,38 @@ class SenderPool:
         ``control=True``: the pool's control mode sends them instead, on the
         same connections and threads, continuing the same sequence numbers.
         """
+        steal_before = self._begin_round(count, control)
+        info_before = tcpinfo.read_all(self.socks)
+        start = time.perf_counter_ns()
+        acks, last_ack_ns = self._release(self._collect_acks)
+        for i, ack in enumerate(acks):
+            if ack is not None and not ack.ok:
+                raise IntegrityError(self._describe_bad(i, ack))
+        seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
+        result = self._round_result(seconds, [a for a in acks if a is not None], steal_before)
+        info = tcpinfo.round_figures(info_before, tcpinfo.read_all(self.socks))
+        result.retransmits, result.tcp_info = info.retrans, info
+        result.retransmits_not_counted = info.missing.get("retrans")
+        return result
+
+    # the steps of a round, shared by every pool's run_round
+
+    def _begin_round(self, count: int, control: bool) -> int | None:
+        """Set up round ``count`` (sent by the control mode or not); the steal clock's reading."""
         if control and self.control is None:
             raise ValueError("this pool has no control mode")
-        self._use_control = control
-        self._count = count
+        self._use_control, self._count = control, count
         self._round_no += 1
         self._sent_by.append(self._round_mode())
         self._errors = [None] * self.nthreads
-        steal_before = self.steal.read()
-        info_before = tcpinfo.read_all(self.socks)
-        start = time.perf_counter_ns()
+        return self.steal.read()
+
+    def _release(self, collect: Callable[[], R]) -> R:
+        """Release the threads, ``collect`` the sink's records meanwhile, wait for the
+        threads: what ``collect`` returned, once every thread has done its part."""
         try:
             self._start.wait(timeout=self.timeout)
-            acks, last_ack_ns = self._collect_acks()
+            records = collect()
             self._done.wait(timeout=self.timeout)
         except threading.BrokenBarrierError:
             self._abort()
@@ -223,57 +235,63 @@ class SenderPool:
         except TransferError as exc:
             self._abort()
             raise TransferError(self._explain(str(exc))) from None
-        self._seq += count
+        self._seq += self._count
+        self._check_errors()
+        return records
+
+    def _check_errors(self) -> None:
+        """A thread's failure fails the round."""
         if any(self._errors):
             self._abort()
             raise TransferError(self._explain(f"{self._round_name()} failed"))
-        for i, ack in enumerate(acks):
-            if ack is not None and not ack.ok:
-                raise IntegrityError(self._describe_bad(i, ack))
-        seconds = (max(last_ack_ns, *self._end_ns) - start) / 1e9
-        steal_ms = self.steal.ms(steal_before, self.steal.read())
-        info = tcpinfo.round_figures(info_before, tcpinfo.read_all(self.socks))
+
+    def _round_result(
+        self, seconds: float, acks: list[Ack], steal_before: int | None
+    ) -> RoundResult:
+        """The figures every round has; a pool adds those of its transport."""
+        messages = self._count * self.nthreads
         return RoundResult(
             seconds=seconds,
-            messages=count * self.nthreads,
-            bytes=count * self.nthreads * self.size,
-            acks=[a for a in acks if a is not None],
+            messages=messages,
+            bytes=messages * self.size,
+            acks=acks,
             sender_stats=[s.stats() for s in self.senders],
-            steal_ms=steal_ms,
-            retransmits=info.retrans,
-            retransmits_not_counted=info.missing.get("retrans"),
-            tcp_info=info,
+            steal_ms=self.steal.ms(steal_before, self.steal.read()),
         )
 
     def _collect_acks(self) -> tuple[list[Ack | None], int]:
         """The round's ack per connection (None: a sender failed first) and when the last came."""
+        return self._collect(Ack, "ack from the sink for connection(s)")
+
+    def _collect(self, kind: type[A], what: str) -> tuple[list[A | None], int]:
+        """The round's ``kind`` record per connection (None: a sender failed first) and when
+        the last came; none within the timeout: a TransferError saying no ``what`` came."""
         waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
-        acks: list[Ack | None] = [None] * self.nthreads
-        last_ack_ns = 0
+        got: list[A | None] = [None] * self.nthreads
+        last_ns = 0
         deadline = time.monotonic() + self.timeout
         while waiting:
             record = self.sink.read_record(0.05)
             if record is None:
                 if any(self._errors):
-                    break  # a sender failed: its ack will never come
+                    break  # a sender failed: its record will never come
                 if time.monotonic() > deadline:
-                    raise TransferError(
-                        f"{self._round_name()}: no ack from the sink for connection(s) "
-                        f"{sorted(waiting)} within {self.timeout:g} s"
-                    )
+                    late = f"{sorted(waiting)} within {self.timeout:g} s"
+                    raise TransferError(f"{self._round_name()}: no {what} {late}")
                 continue
-            if isinstance(record, End) and record.conn_id in self.conn_ids:
-                # mid-benchmark, any end of one of our streams is an error
+            if isinstance(record, End) and record.conn_id in (
+                self.conn_ids if self.ends_any_time else waiting
+            ):
                 raise IntegrityError(
                     self._describe_end(self.conn_ids.index(record.conn_id), record)
                 )
-            if not isinstance(record, Ack):
+            if not isinstance(record, kind):
                 continue
             if record.round_no != self._round_no or record.conn_id not in waiting:
                 continue  # left over from an aborted benchmark
-            last_ack_ns = time.perf_counter_ns()
-            acks[waiting.pop(record.conn_id)] = record
-        return acks, last_ack_ns
+            last_ns = time.perf_counter_ns()
+            got[waiting.pop(record.conn_id)] = record
+        return got, last_ns
 
     def finish_stream(self) -> None:
         """After the last round: close the send side and wait for the sink's verdict.
@@ -282,8 +300,12 @@ class SenderPool:
         last round. Raises IntegrityError unless every connection ended cleanly.
         """
         self.close_threads()
+        self._await_ends(self.socks, "connection(s)")
+
+    def _await_ends(self, socks: Sequence[socket.socket], what: str) -> None:
+        """Shut the send side of ``socks``; every connection must then end cleanly."""
         waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
-        for sock in self.socks:
+        for sock in socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
         deadline = time.monotonic() + min(self.timeout, 10.0)
@@ -291,9 +313,7 @@ class SenderPool:
             left = deadline - time.monotonic()
             record = self.sink.read_record(max(left, 0.0)) if left > 0 else None
             if record is None:
-                raise TransferError(
-                    f"the sink did not confirm the end of connection(s) {sorted(waiting)}"
-                )
+                raise TransferError(f"the sink did not confirm the end of {what} {sorted(waiting)}")
             if not isinstance(record, End) or record.conn_id not in waiting:
                 continue
             conn = waiting.pop(record.conn_id)
@@ -326,35 +346,17 @@ class SenderPool:
             return f"round {self._round_no} ({self._round_mode()})"
         return f"round {self._round_no}"
 
+    def _corrupted(self, what: str) -> str:
+        """``payload corrupted (two_copy, 4096 B, 2 threads)``: the head of a corruption."""
+        return f"{what} corrupted ({self._round_mode()}, {self.size} B, {self.nthreads} threads)"
+
     def _describe_bad(self, conn: int, ack: Ack) -> str:
-        fs = self.size // wire.FIELDS
-        return (
-            f"payload corrupted ({self._round_mode()}, {self.size} B, {self.nthreads} threads): "
-            f"connection {conn}, message sequence number {ack.bad_seq}, offset {ack.bad_offset} "
-            f"(field {ack.bad_offset // fs}, byte {ack.bad_offset % fs}): "
-            f"expected 0x{ack.expected:02x}, received 0x{ack.received:02x}"
-        )
+        place = f"connection {conn}, message sequence number {ack.bad_seq}"
+        head = self._corrupted("payload")
+        return corruption(head, place, self.size, ack.bad_offset, ack.expected, ack.received)
 
     def _explain(self, what: str) -> str:
-        lines = [what + ":"]
-        for i, err in enumerate(self._errors):
-            if err is None:
-                continue
-            if isinstance(err, BlockingIOError):
-                text = f"a socket call waited longer than the {self.timeout:g} s timeout"
-            else:
-                text = f"{type(err).__name__}: {err}"
-            lines.append(f"  connection {i}: {text}")
-        if len(lines) == 1:
-            lines.append(f"  no thread reported back within {self.timeout:g} s")
-        if not self.sink.alive():
-            lines.append("  " + self.sink.describe_death())
-        else:
-            tail = self.sink.log_tail(600).splitlines()[-3:]
-            if tail:
-                lines.append("  the sink's log ends:")
-                lines.extend("    " + line for line in tail)
-        return "\n".join(lines)
+        return explain(what, self._errors, self.timeout, self.sink)
 
     def _abort(self) -> None:
         """Unblock every thread (shut the sockets) so close() can join them."""

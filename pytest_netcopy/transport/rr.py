@@ -32,6 +32,7 @@ from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.placement import set_congestion
 from pytest_netcopy.transport.pool import RoundResult, SenderPool
 from pytest_netcopy.transport.records import Ack
+from pytest_netcopy.transport.rounds import corruption
 from pytest_netcopy.transport.schedule import Schedule, ScheduleRun
 
 #: the histograms' range (ns) and precision: 1 µs .. 60 s, 3 significant digits
@@ -144,11 +145,8 @@ class Exchange:
     def _bad(self, seq: int) -> IntegrityError:
         buf, exp = self.buf, self.expected
         j = next(j for j in range(self.size) if buf[j] != exp[j])
-        fs = self.size // wire.FIELDS
-        return IntegrityError(
-            f"response corrupted: connection {self.index}, sequence number {seq}, offset {j} "
-            f"(field {j // fs}, byte {j % fs}): expected 0x{exp[j]:02x}, received 0x{buf[j]:02x}"
-        )
+        place = f"connection {self.index}, sequence number {seq}"
+        return IntegrityError(corruption("response corrupted", place, self.size, j, exp[j], buf[j]))
 
 
 class RrPool(SenderPool):
@@ -193,10 +191,7 @@ class RrPool(SenderPool):
         self.sink_tids.append(tid)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if self.nodelay else 0)
         self.congestion_used = set_congestion(sock, self.congestion)
-        self.mode.prepare(sock)
-        sender = self.mode.sender(sock, conn_id, self.size)
-        sender.timeout = self.timeout
-        self.senders.append(sender)
+        self._add_senders(sock, conn_id)  # the mode's only: no control here
         self.exchanges.append(Exchange(sock, len(self.exchanges), conn_id, self.response_size))
 
     def _send_round(self, i: int) -> None:

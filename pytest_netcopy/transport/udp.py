@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,7 +24,8 @@ from pytest_netcopy.sink import wire
 from pytest_netcopy.transport.errors import IntegrityError, TransferError
 from pytest_netcopy.transport.peer import Peer
 from pytest_netcopy.transport.pool import RoundResult, SenderPool
-from pytest_netcopy.transport.records import Ack, End, Record, UdpAck, UdpRound
+from pytest_netcopy.transport.records import Ack, UdpAck, UdpRound
+from pytest_netcopy.transport.rounds import corruption
 
 #: seconds of datagrams one paced batch holds (the clock is read once per batch)
 PACE_BATCH_SECONDS = 0.001
@@ -103,6 +103,8 @@ class TransmitOnly(Peer):
 class DatagramPool(SenderPool):
     """T sender threads, one UDP flow each, released together by a barrier (docs/udp.md)."""
 
+    ends_any_time = False  # only the end of a flow the round still waits for fails it
+
     def __init__(
         self,
         sink: Peer | None,
@@ -151,14 +153,7 @@ class DatagramPool(SenderPool):
         wire.set_socket_timeouts(sock, self.timeout)
         self.conn_ids.append(conn_id)
         self.sink_tids.append(tid)
-        self.mode.prepare(sock)
-        sender = self.mode.sender(sock, conn_id, self.size)
-        sender.timeout = self.timeout
-        self.senders.append(sender)
-        if self.control is not None:
-            other = self.control.sender(sock, conn_id, self.size)
-            other.timeout = self.timeout
-            self.control_senders.append(other)
+        self._add_senders(sock, conn_id)
 
     def _sink_port(self, ctrl: socket.socket, conn_id: int) -> int:
         deadline = time.monotonic() + self.timeout
@@ -193,51 +188,26 @@ class DatagramPool(SenderPool):
     def run_round(self, count: int, *, control: bool = False) -> RoundResult:
         """One round: every flow sends ``count`` datagrams; ends when the sink has counted them
         (transmit only: when they are sent)."""
-        if control and self.control is None:
-            raise ValueError("this pool has no control mode")
-        self._use_control, self._count = control, count
-        self._round_no += 1
-        self._sent_by.append(self._round_mode())
-        self._errors = [None] * self.nthreads
-        steal_before = self.steal.read()
+        steal_before = self._begin_round(count, control)
         start = time.perf_counter_ns()
-        try:
-            self._start.wait(timeout=self.timeout)
-            acks = self._collect_udp_acks()
-            self._done.wait(timeout=self.timeout)
-        except threading.BrokenBarrierError:
-            self._abort()
-            raise TransferError(self._explain(f"{self._round_name()} did not finish")) from None
-        except IntegrityError:
-            self._abort()
-            raise
-        except TransferError as exc:
-            self._abort()
-            raise TransferError(self._explain(str(exc))) from None
-        self._seq += count
-        refused = [e for e in self._errors if isinstance(e, ModeUnsupported)]
-        if refused:  # the kernel refused the mode mid-round (e.g. a size it cannot send so)
-            self._abort()
-            raise refused[0]
-        if any(self._errors):
-            self._abort()
-            raise TransferError(self._explain(f"{self._round_name()} failed"))
+        acks = self._release(self._collect_udp_acks)
         for i, ack in enumerate(acks):
             if ack is not None and not ack.ok:
                 raise IntegrityError(self._describe_bad_datagram(i, ack))
         got = [a for a in acks if a is not None]
         tail = max((a.tail_us for a in got), default=0) / 1e6
-        return RoundResult(
-            seconds=(max(self._end_ns) - start) / 1e9 + tail,
-            messages=count * self.nthreads,
-            bytes=count * self.nthreads * self.size,
-            acks=[self._as_ack(a) for a in got],
-            sender_stats=[s.stats() for s in self.senders],
-            steal_ms=self.steal.ms(steal_before, self.steal.read()),
-            retransmits=None,
-            retransmits_not_counted=NO_RETRANSMITS,
-            udp=self._udp_round(count, got) if self.transmit_only is None else None,
-        )
+        seconds = (max(self._end_ns) - start) / 1e9 + tail
+        result = self._round_result(seconds, [self._as_ack(a) for a in got], steal_before)
+        result.retransmits_not_counted = NO_RETRANSMITS
+        result.udp = self._udp_round(count, got) if self.transmit_only is None else None
+        return result
+
+    def _check_errors(self) -> None:
+        refused = [e for e in self._errors if isinstance(e, ModeUnsupported)]
+        if refused:  # the kernel refused the mode mid-round (e.g. a size it cannot send so)
+            self._abort()
+            raise refused[0]
+        super()._check_errors()
 
     def _udp_round(self, count: int, acks: list[UdpAck]) -> UdpRound:
         received = sum(a.received for a in acks)
@@ -260,62 +230,21 @@ class DatagramPool(SenderPool):
 
     def _collect_udp_acks(self) -> list[UdpAck | None]:
         """The round's UDP_ACK per flow (None: a sender failed first); none when transmit only."""
-        acks: list[UdpAck | None] = [None] * self.nthreads
         if self.transmit_only is not None:
-            return acks
-        waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
-        deadline = time.monotonic() + self.timeout
-        while waiting:
-            record: Record | None = self.sink.read_record(0.05)
-            if record is None:
-                if any(self._errors):
-                    break  # a sender failed: its record will never come
-                if time.monotonic() > deadline:
-                    raise TransferError(
-                        f"{self._round_name()}: no UDP round record from the sink for flow(s) "
-                        f"{sorted(waiting)} within {self.timeout:g} s"
-                    )
-                continue
-            if isinstance(record, End) and record.conn_id in waiting:
-                raise IntegrityError(
-                    self._describe_end(self.conn_ids.index(record.conn_id), record)
-                )
-            current = isinstance(record, UdpAck) and record.round_no == self._round_no
-            if current and isinstance(record, UdpAck) and record.conn_id in waiting:
-                acks[waiting.pop(record.conn_id)] = record
-        return acks
+            return [None] * self.nthreads
+        return self._collect(UdpAck, "UDP round record from the sink for flow(s)")[0]
 
     def _describe_bad_datagram(self, conn: int, ack: UdpAck) -> str:
-        fs = self.size // wire.FIELDS
-        return (
-            f"datagram corrupted ({self._round_mode()}, {self.size} B, {self.nthreads} threads): "
-            f"flow {conn}, datagram sequence number {ack.bad_seq}, offset {ack.bad_offset} "
-            f"(field {ack.bad_offset // fs}, byte {ack.bad_offset % fs}): "
-            f"expected 0x{ack.expected:02x}, received 0x{ack.got:02x}"
-        )
+        place = f"flow {conn}, datagram sequence number {ack.bad_seq}"
+        head = self._corrupted("datagram")
+        return corruption(head, place, self.size, ack.bad_offset, ack.expected, ack.got)
 
     def finish_stream(self) -> None:
         """After the last round: close each control's send side; the sink must end each
         flow cleanly (transmit only: just stop the threads)."""
         self.close_threads()
-        if self.transmit_only is not None:
-            return
-        waiting = {cid: i for i, cid in enumerate(self.conn_ids)}
-        for ctrl in self.controls:
-            with contextlib.suppress(OSError):
-                ctrl.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + min(self.timeout, 10.0)
-        while waiting:
-            left = deadline - time.monotonic()
-            record = self.sink.read_record(left) if left > 0 else None
-            if record is None:
-                raise TransferError(
-                    f"the sink did not confirm the end of UDP flow(s) {sorted(waiting)}"
-                )
-            if isinstance(record, End) and record.conn_id in waiting:
-                conn = waiting.pop(record.conn_id)
-                if not record.clean:
-                    raise IntegrityError(self._describe_end(conn, record))
+        if self.transmit_only is None:
+            self._await_ends(self.controls, "UDP flow(s)")
 
     def _abort(self) -> None:
         for ctrl in self.controls:
