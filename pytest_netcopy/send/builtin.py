@@ -7,6 +7,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol
 
 from pytest_netcopy.send.message import Message, stamp_into
 from pytest_netcopy.send.modes import Mode, ModeRegistry, ModeUnsupported, Sender
@@ -91,12 +92,25 @@ class TwoCopySender(Sender):
             sendall(buf)
 
 
-class TwoCopy(Mode):
-    name = "two_copy"
-    description = "copy the 8 fields into one buffer, then send() it (2 copies)"
+class SenderClass(Protocol):
+    """A Sender made as ``cls(sock, conn_id, size)``."""
+
+    def __call__(self, sock: socket.socket, conn_id: int, size: int, /) -> Sender: ...
+
+
+class MessageMode(Mode):
+    """A mode whose sender is ``sender_class(sock, conn_id, size)``."""
+
+    sender_class: ClassVar[SenderClass]
 
     def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return TwoCopySender(sock, conn_id, size)
+        return type(self).sender_class(sock, conn_id, size)
+
+
+class TwoCopy(MessageMode):
+    name = "two_copy"
+    description = "copy the 8 fields into one buffer, then send() it (2 copies)"
+    sender_class = TwoCopySender
 
 
 class _BareSender(Sender):
@@ -106,16 +120,20 @@ class _BareSender(Sender):
         self.buf = bytearray(message.tobytes())
         message.release()
 
+    def transmitter(self) -> Callable[[bytearray], object]:
+        """What puts the buffer on the wire (``sendall``), once per :meth:`send`."""
+        return self.sock.sendall
+
     def send(self, first: int, count: int) -> None:
         buf = self.buf
-        sendall = self.sock.sendall
+        sendall = self.transmitter()
         stamp = stamp_into
         for seq in range(first, first + count):
             stamp(buf, 0, seq & STAMP_MASK)  # field 0 starts the buffer
             sendall(buf)
 
 
-class BareSend(Mode):
+class BareSend(MessageMode):
     """The control send: the message is already one contiguous buffer; stamp, sendall.
 
     Not a candidate send path (a real sender has to build its message
@@ -127,9 +145,7 @@ class BareSend(Mode):
 
     name = "bare_send"
     description = "the message prepared as one buffer: stamp it, sendall (the control)"
-
-    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return _BareSender(sock, conn_id, size)
+    sender_class = _BareSender
 
 
 class _OneCopySender(Sender):
@@ -153,12 +169,10 @@ class _OneCopySender(Sender):
         self.message.release()
 
 
-class OneCopy(Mode):
+class OneCopy(MessageMode):
     name = "one_copy"
     description = "sendmsg() with the 8 fields as the iovec: the kernel gathers them (1 copy)"
-
-    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return _OneCopySender(sock, conn_id, size)
+    sender_class = _OneCopySender
 
 
 class _ZeroCopySender(Sender):

@@ -14,7 +14,14 @@ import struct
 from collections.abc import Callable
 from typing import ClassVar
 
-from pytest_netcopy.send.builtin import TwoCopySender, ZeroCopy, _ZeroCopySender
+from pytest_netcopy.send.builtin import (
+    MessageMode,
+    TwoCopySender,
+    ZeroCopy,
+    _BareSender,
+    _OneCopySender,
+    _ZeroCopySender,
+)
 from pytest_netcopy.send.message import Message, stamp_into
 from pytest_netcopy.send.modes import Mode, ModeUnsupported, Sender
 from pytest_netcopy.send.zerocopy import IP_RECVERR, IPV6_RECVERR, SOL_IP, SOL_IPV6
@@ -35,20 +42,14 @@ class _UdpTwoCopySender(TwoCopySender):
         return self.sock.send  # one datagram: never a short send
 
 
-class UdpTwoCopy(Mode):
+class UdpTwoCopy(MessageMode):
     name = "udp_two_copy"
     description = "copy the 8 fields into one buffer, then send() it as one datagram (2 copies)"
     transport: ClassVar[str] = "udp"
-
-    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return _UdpTwoCopySender(sock, conn_id, size)
+    sender_class = _UdpTwoCopySender
 
 
-class _UdpOneCopySender(Sender):
-    def __init__(self, sock: socket.socket, conn_id: int, size: int) -> None:
-        self.sock = sock
-        self.message = Message(conn_id, size)
-
+class _UdpOneCopySender(_OneCopySender):
     def send(self, first: int, count: int) -> None:
         f0 = self.message.fields[0]
         views = self.message.views
@@ -58,17 +59,12 @@ class _UdpOneCopySender(Sender):
             stamp(f0, 0, seq & STAMP_MASK)
             sendmsg(views)  # a datagram goes whole or not at all
 
-    def close(self) -> None:
-        self.message.release()
 
-
-class UdpOneCopy(Mode):
+class UdpOneCopy(MessageMode):
     name = "udp_one_copy"
     description = "sendmsg() with the 8 fields as the iovec, one datagram each (1 copy)"
     transport: ClassVar[str] = "udp"
-
-    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return _UdpOneCopySender(sock, conn_id, size)
+    sender_class = _UdpOneCopySender
 
 
 #: rings whose completions never came (a socket gone mid-round): kept alive, never reused
@@ -211,30 +207,19 @@ class UdpGso(Mode):
         return _GsoSender(sock, conn_id, size)
 
 
-class _UdpBareSender(Sender):
-    def __init__(self, sock: socket.socket, conn_id: int, size: int) -> None:
-        self.sock = sock
-        message = Message(conn_id, size)
-        self.buf = bytearray(message.tobytes())
-        message.release()
-
-    def send(self, first: int, count: int) -> None:
-        buf, send, stamp = self.buf, self.sock.send, stamp_into
-        for seq in range(first, first + count):
-            stamp(buf, 0, seq & STAMP_MASK)
-            send(buf)
+class _UdpBareSender(_BareSender):
+    def transmitter(self) -> Callable[[bytearray], object]:
+        return self.sock.send  # one datagram: never a short send
 
 
-class UdpBareSend(Mode):
+class UdpBareSend(MessageMode):
     """The control of the UDP modes: the message already one buffer; stamp it, send() it, on
     the same UDP flow (so the *_vs_control ratios compare like with like)."""
 
     name = "bare_send"
     description = "the message prepared as one buffer: stamp it, send one datagram (the control)"
     transport: ClassVar[str] = "udp"
-
-    def sender(self, sock: socket.socket, conn_id: int, size: int) -> Sender:
-        return _UdpBareSender(sock, conn_id, size)
+    sender_class = _UdpBareSender
 
 
 UDP_MODES: tuple[type[Mode], ...] = (UdpTwoCopy, UdpOneCopy, UdpZeroCopy, UdpGso)
