@@ -8,6 +8,8 @@ import netns
 import pytest
 from _support import perf_fds
 
+from pytest_netcopy.transport.local import SinkProcess
+
 
 @pytest.fixture(autouse=True)
 def _no_xdist_env_in_children(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,6 +29,17 @@ def no_leaked_perf_fds() -> Iterator[None]:
     before = perf_fds()
     yield
     assert perf_fds() <= before, "perf fds left open"
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[SinkProcess]:
+    """A local sink process, shared by the module's tests (a module may define its own)."""
+    peer = SinkProcess(timeout=10)
+    peer.ensure_running()
+    try:
+        yield peer
+    finally:
+        peer.close()
 
 
 @pytest.fixture(scope="session")

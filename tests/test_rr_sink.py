@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from hdrh.histogram import HdrHistogram
@@ -18,16 +17,6 @@ from pytest_netcopy.transport.local import SinkProcess
 from pytest_netcopy.transport.rr import RrPool
 
 REGISTRY = builtin_registry()
-
-
-@pytest.fixture
-def sink() -> Iterator[SinkProcess]:
-    peer = SinkProcess(timeout=10)
-    peer.ensure_running()
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 def test_the_rr_part_is_shipped_before_main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,16 +25,6 @@ class TinyBufferSink(SinkProcess):
 
     def command(self) -> list[str]:
         return [*super().command(), "--udp-rcvbuf", "1"]
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SinkProcess]:
-    peer = SinkProcess(timeout=10)
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 def test_every_udp_mode_is_registered_as_udp() -> None:

@@ -22,16 +22,6 @@ from pytest_netcopy.transport.records import UdpAck
 SIZE = 256
 
 
-@pytest.fixture(scope="module")
-def sink() -> Iterator[SinkProcess]:
-    peer = SinkProcess(timeout=10)
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.close()
-
-
 class Flow:
     """A UDP flow driven by hand: the control connection and a datagram socket to the sink."""
 
