@@ -28,6 +28,7 @@ from pytest_netcopy.report.plotting import (
     mode_color,
     new_figure,
     not_counted,
+    panel_grid,
     require_matplotlib,
     series,
     size_axis,
@@ -161,11 +162,7 @@ def plot_time_per_message(run: Run) -> Figure:
     results = extras(run)
     sizes = sorted({int(e["size"]) for e in results})
     threads = sorted({int(e["threads"]) for e in results})
-    ncols = min(3, len(sizes))
-    nrows = -(-len(sizes) // ncols)
-    fig, axes = new_figure(nrows, ncols, 4.2 * ncols, 3.4 * nrows + 0.8)
-    for ax in axes[len(sizes) :]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(sizes), 4.2, 3.4)
     for ax, size in zip(axes, sizes, strict=False):
         _mode_lines(ax, results, "threads", ("size", size), "ns_per_message", ns_samples)
         ax.set_xticks(threads)

@@ -23,6 +23,7 @@ from pytest_netcopy.report.plotting import (
     log_y,
     mode_color,
     new_figure,
+    panel_grid,
     series,
     size_axis,
     size_label,
@@ -160,11 +161,7 @@ def plot_latency_distribution(run: Run) -> Figure:
     results = rr_results([r.extra for r in run.results])
     sizes = sorted({int(e["size"]) for e in results})
     modes = order_modes(str(e["mode"]) for e in results)
-    ncols = min(3, len(sizes))
-    nrows = -(-len(sizes) // ncols)
-    fig, axes = new_figure(nrows, ncols, 5.0 * ncols, 3.8 * nrows + 0.8)
-    for ax in axes[len(sizes) :]:
-        fig.delaxes(ax)
+    fig, axes = panel_grid(len(sizes), 5.0, 3.8)
     for ax, size in zip(axes, sizes, strict=False):
         drawn = _distribution_panel(ax, [e for e in results if int(e["size"]) == size], modes)
         ax.set_title(size_label(size))

@@ -56,6 +56,17 @@ def new_figure(
     return fig, list(grid.flat)
 
 
+def panel_grid(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+    """A figure of ``panels`` panels of ``width`` x ``height`` inches, at most 3 a row (and
+    0.8 in for the title); the grid's spare axes are removed."""
+    ncols = min(3, panels)
+    nrows = -(-panels // ncols)
+    fig, axes = new_figure(nrows, ncols, width * ncols, height * nrows + 0.8)
+    for ax in axes[panels:]:
+        fig.delaxes(ax)
+    return fig, axes[:panels]
+
+
 def finish(fig: Figure, run: Run, title: str, note: str = ERRORBAR_NOTE) -> Figure:
     """Title the figure and name under it the machine, the run file and the error bars."""
     fig.suptitle(title, fontsize=13)
