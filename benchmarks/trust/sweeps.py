@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Required, TypedDict, Unpack
 
 from pytest_netcopy.gate.rules import Rule, format_rules
 from pytest_netcopy.plugin.options import OPTIONS
@@ -88,17 +89,25 @@ class GatedSession:
         return opts
 
 
-def sweep_command(
-    out: Path,
-    *,
-    build: Build | None,
-    extra: Sequence[str],
-    copies: int = 1,
-    full: bool = False,
-    gated: GatedSession | None = None,
-) -> tuple[list[str], dict[str, str]]:
+class Sweep(TypedDict, total=False):
+    """How one pytest process of the sweep runs: the keywords of :func:`sweep_command` and
+    :func:`run_sweep`."""
+
+    #: a regressed build (None: the plugin as it is) and the user's pytest options
+    build: Required[Build | None]
+    extra: Required[Sequence[str]]
+    #: the build's NETCOPY_EXTRA_COPIES (default 1)
+    copies: int
+    #: the default grid instead of the sweep's sizes and mode (default False)
+    full: bool
+    #: a gated session (default None: ungated)
+    gated: GatedSession | None
+
+
+def sweep_command(out: Path, **how: Unpack[Sweep]) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of one pytest process of the sweep (``full``: the
     default grid; ``gated``: a gated session); its JSON goes to ``out``."""
+    build, full, gated = how["build"], how.get("full", False), how.get("gated")
     cmd = [sys.executable, "-m", "pytest", str(HERE if full else SWEEP), "-q",
            "-p", "no:cacheprovider", f"--benchmark-json={out}"]  # fmt: skip
     if full:
@@ -112,11 +121,11 @@ def sweep_command(
     cmd.append("--netcopy-instructions=on")
     if gated is not None:
         cmd += gated.options()
-    cmd += extra
+    cmd += how["extra"]
     env = dict(os.environ)
     if build is not None:
         cmd += ["-p", build.module]
-        env["NETCOPY_EXTRA_COPIES"] = str(copies)
+        env["NETCOPY_EXTRA_COPIES"] = str(how.get("copies", 1))
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(BUILD_DIR), env.get("PYTHONPATH", "")) if p
         )
@@ -157,19 +166,12 @@ def gate_line(stdout: str) -> str | None:
     return found[-1] if found else None
 
 
-def run_sweep(
-    out: Path,
-    *,
-    build: Build | None,
-    extra: Sequence[str],
-    copies: int = 1,
-    full: bool = False,
-    gated: GatedSession | None = None,
-) -> str | None:
+def run_sweep(out: Path, **how: Unpack[Sweep]) -> str | None:
     """One pytest process of the sweep; its JSON goes to ``out``. Returns a gated
     session's last line (its gate's verdict), None for an ungated run. A gated session
     that exits 1 with no test failed is the gate failing, not an error."""
-    cmd, env = sweep_command(out, build=build, extra=extra, copies=copies, full=full, gated=gated)
+    cmd, env = sweep_command(out, **how)
+    gated = how.get("gated")
     proc = _run(cmd, env)
     line = gate_line(proc.stdout) if gated is not None else None
     failed_gate = proc.returncode == 1 and line is not None
