@@ -33,7 +33,9 @@ class Flow:
         assert magic == wire.UDP_PORT_MAGIC
         self.data = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.data.connect((sink.address[0], port))
-        self.ctrl.sendall(wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, self.data.getsockname()[1]))
+        lock = wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, self.data.getsockname()[1])
+        self.ctrl.sendall(lock)
+        assert wire.recv_before(self.ctrl, wire.UDP_FROM.size, _deadline()) == lock
         self.template = bytearray(wire.message_template(self.conn_id, size))
         self.round_no = 0
 

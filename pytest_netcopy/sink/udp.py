@@ -92,7 +92,8 @@ FLOWS[UDP_MAGIC] = serve_udp
 
 
 def _lock_source(conn: Connection, dgram: socket.socket) -> bool:
-    """Connect the datagram socket to the sender's (UDP_FROM): the kernel drops strangers'."""
+    """Connect the datagram socket to the sender's (UDP_FROM): the kernel drops strangers'
+    from then on; drop those already queued; confirm with UDP_FROM echoed."""
     try:
         magic, port = UDP_FROM.unpack(
             recv_before(conn.sock, UDP_FROM.size, time.monotonic() + conn.hello_timeout)
@@ -104,6 +105,12 @@ def _lock_source(conn: Connection, dgram: socket.socket) -> bool:
         conn.log("refused: wrong magic where the datagram source belongs")
         return False
     dgram.connect((conn.sock.getpeername()[0], port))
+    while True:  # what came before the connect is a stranger's (no round has begun)
+        try:
+            dgram.recv(1)
+        except BlockingIOError:
+            break
+    conn.sock.sendall(UDP_FROM.pack(UDP_FROM_MAGIC, port))  # locked: the sender may begin
     return True
 
 

@@ -149,11 +149,21 @@ class DatagramPool(SenderPool):
         self.socks.append(sock)
         sock.connect((host, port))
         if self.transmit_only is None:  # the sink takes datagrams from this port only
-            ctrl.sendall(wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, sock.getsockname()[1]))
+            self._lock_source(ctrl, conn_id, sock.getsockname()[1])
         wire.set_socket_timeouts(sock, self.timeout)
         self.conn_ids.append(conn_id)
         self.sink_tids.append(tid)
         self._add_senders(sock, conn_id)
+
+    def _lock_source(self, ctrl: socket.socket, conn_id: int, port: int) -> None:
+        """UDP_FROM, and the sink's echo of it: from then on it takes only our datagrams."""
+        ctrl.sendall(wire.UDP_FROM.pack(wire.UDP_FROM_MAGIC, port))
+        try:
+            reply = wire.recv_before(ctrl, wire.UDP_FROM.size, time.monotonic() + self.timeout)
+        except (OSError, ConnectionError) as exc:
+            raise TransferError(f"the sink did not lock UDP flow {conn_id}: {exc}") from None
+        if wire.UDP_FROM.unpack(reply) != (wire.UDP_FROM_MAGIC, port):
+            raise TransferError(f"UDP flow {conn_id}: {reply!r} where the sink's lock belongs")
 
     def _sink_port(self, ctrl: socket.socket, conn_id: int) -> int:
         deadline = time.monotonic() + self.timeout
