@@ -211,21 +211,23 @@ class _ZeroCopySender(Sender):
                 except OSError as exc:
                     if exc.errno != errno.ENOBUFS:
                         raise
-                    # too many notifications outstanding (optmem): reap, retry
-                    self.enobufs += 1
-                    if not tracker.outstanding:
-                        raise ZeroCopyError(
-                            "sendmsg(MSG_ZEROCOPY) failed with ENOBUFS with no send "
-                            "outstanding: net.core.optmem_max is too small for even one "
-                            "completion notification"
-                        ) from None
-                    self._reap(block=True)
+                    self.on_enobufs()
                     continue
                 last_id[slot] = tracker.issue()
                 remaining -= n
                 if not remaining:
                     break
                 iov = advance_iov(iov, n)
+
+    def on_enobufs(self) -> None:
+        """Too many notifications outstanding (optmem): reap some, so the send can retry."""
+        self.enobufs += 1
+        if not self.tracker.outstanding:
+            raise ZeroCopyError(
+                "sendmsg(MSG_ZEROCOPY) failed with ENOBUFS with no send outstanding: "
+                "net.core.optmem_max is too small for even one completion notification"
+            ) from None
+        self._reap(block=True)
 
     def _reap(self, block: bool) -> int:
         """Read every queued notification; with ``block``, wait for at least one."""
