@@ -304,6 +304,18 @@ def test_an_rr_run_under_the_default_rules_judges_nothing_and_says_so() -> None:
     assert "rr_p99_us:+30%" in "\n".join(outcome.notes)
 
 
+def test_a_figure_an_rr_result_stores_as_null_is_not_applicable_not_undecided() -> None:
+    """A real RR result records syscalls_per_message with a null total (not counted): the
+    default syscall rule must not leave a row "undecided" for it on every gated run."""
+    rr = rr_rounds(P99) | {"syscalls_per_message": {"total": None, "not_counted": "rr"}}
+    outcome = compare_runs(gate_run(rr), gate_run(rr), parse_rules("syscalls_per_message:+10%"))
+    assert outcome.rows == []
+    assert any("not applicable" in n and "syscalls_per_message" in n for n in outcome.notes)
+    counted = rr | {"syscalls_per_message": {"total": 2.0}}
+    (row,) = compare_runs(gate_run(counted), gate_run(counted), DEFAULT_RULES).rows
+    assert row.metric == "syscalls_per_message"  # a value: judged as for a stream
+
+
 def test_rr_metric_without_rounds_falls_back_to_the_benchmark_percentile() -> None:
     old, new = rr_extra("two_copy", 40.0), rr_extra("two_copy", 60.0)
     (row,) = compare_runs(gate_run(old), gate_run(new), parse_rules("rr_p50_us:+30%")).rows

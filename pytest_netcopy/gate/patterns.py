@@ -5,9 +5,10 @@ threads (``two_copy-4096B-1t`` and ``rr-two_copy-4096B-1t``, open loop
 ``rr-two_copy-4096B-1t-1000tps``): they are matched across runs by pattern and offered
 rate too. A rule on a request/response metric (``rr_p50_us``, ``rr_p99_us``, ``rr.*``)
 judges only request/response benchmarks; a rule on any other metric judges every stream,
-and a request/response benchmark only where it records that metric: the figures an RR
-benchmark does not have are not applicable (no row), and the outcome's notes say so,
-rather than a row that would read as undecided or, worse, as a pass.
+and a request/response benchmark only where it records that metric with a value: the
+figures an RR benchmark does not have, or stores as null, are not applicable (no row),
+and the outcome's notes say so, rather than a row that would read as undecided or,
+worse, as a pass.
 """
 
 from __future__ import annotations
@@ -80,8 +81,21 @@ def rule_applies(metric: str, old: Mapping[str, Any], new: Mapping[str, Any]) ->
     rr = RR in (pattern_of(old), pattern_of(new))
     if is_rr_metric(metric):
         return rr
-    figure = metric.split(".")[0]
-    return not rr or figure in old or figure in new
+    return not rr or _has_value(old, metric) or _has_value(new, metric)
+
+
+def _has_value(extra: Mapping[str, Any], metric: str) -> bool:
+    """Whether ``extra`` records ``metric`` with a value (an object by its ``total``): a
+    request/response benchmark stores some stream figures as null (its syscalls are not
+    counted), which is "does not record", not "undecided"."""
+    value: Any = extra
+    for part in metric.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    if isinstance(value, Mapping):
+        value = value.get("total")
+    return value is not None
 
 
 def applicable(rules: Iterable[Rule], old: Result, new: Result) -> tuple[list[Rule], list[Rule]]:

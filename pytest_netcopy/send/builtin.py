@@ -60,6 +60,10 @@ class TwoCopySender(Sender):
         self.sock = sock
         self.message = Message(conn_id, size)
         self.buf = bytearray(size)
+        fs = self.message.field_size
+        #: where fields 1..7 start in ``buf``, and its end (computed once: request/response
+        #: calls send() once per message)
+        self.offsets = (*(fs * i for i in range(1, 8)), self.message.size)
 
     def transmitter(self) -> Callable[[bytearray], object]:
         """What puts each serialized message (``self.buf``) on the wire: ``sendall``.
@@ -72,9 +76,7 @@ class TwoCopySender(Sender):
 
     def send(self, first: int, count: int) -> None:
         f0, f1, f2, f3, f4, f5, f6, f7 = self.message.fields
-        fs = self.message.field_size
-        a1, a2, a3, a4, a5, a6, a7 = (fs * i for i in range(1, 8))
-        end = self.message.size
+        a1, a2, a3, a4, a5, a6, a7, end = self.offsets
         buf = self.buf
         sendall = self.transmitter()
         stamp = stamp_into
