@@ -77,32 +77,31 @@ class UdpOneCopy(MessageMode):
 _IN_FLIGHT: list[list[Message]] = []
 
 
-#: above this size a field may span more pages than a packet has fragments for (8 fields of
-#: up to 4 KiB span at most 16 pages wherever they lie; MAX_SKB_FRAGS is 17)
-ALIGN_ABOVE = 8 * 4096
+class _ContiguousMessage(Message):
+    """A ring slot: the message laid out once in one page-aligned mapping and sent as one
+    buffer, what a zero-copy sender does (build into memory that stays put, send from it).
+    ``fields`` are the 8 parts inside it (the stamp goes into the first); ``views`` is the
+    one iovec. Gathered from 8 separately mapped fields instead, the same datagrams sent
+    no faster than udp_one_copy on the blackhole target (1.00x at 60,000 B: every field
+    pinned on its own); from one buffer, 1.27x with 0.79x the CPU (2026-12-01)."""
 
-
-class _PageAlignedMessage(Message):
-    """A message whose 8 fields each start a page-aligned mapping of their own, so a datagram
-    of up to 64 KiB spans at most 16 pages (what MSG_ZEROCOPY can pin into one packet)."""
-
-    __slots__ = ("maps",)
+    __slots__ = ("map",)
 
     def __init__(self, model: Message) -> None:  # a copy: no template rebuilt
         f = model.field_size
         self.size, self.field_size = model.size, f
-        self.maps = [mmap.mmap(-1, -(-f // mmap.PAGESIZE) * mmap.PAGESIZE) for _ in range(FIELDS)]
-        views = [memoryview(m)[:f] for m in self.maps]
-        for view, field in zip(views, model.fields, strict=True):
-            view[:] = field
+        self.map = mmap.mmap(-1, -(-model.size // mmap.PAGESIZE) * mmap.PAGESIZE)
+        whole = memoryview(self.map)[: model.size]
+        whole[:] = model.tobytes()
         # memoryviews where Message has bytearrays: writable buffers all the same to its users
-        self.fields = views  # type: ignore[assignment]
-        self.views = views
+        self.fields = [whole[i * f : (i + 1) * f] for i in range(FIELDS)]  # type: ignore[misc]
+        self.views = [whole]
 
     def release(self) -> None:
+        for field in self.fields:
+            field.release()  # type: ignore[attr-defined]
         super().release()
-        for m in self.maps:
-            m.close()
+        self.map.close()
 
 
 class _UdpZeroCopySender(_ZeroCopySender):
@@ -111,10 +110,9 @@ class _UdpZeroCopySender(_ZeroCopySender):
 
     def __init__(self, sock: socket.socket, conn_id: int, size: int, ring: int) -> None:
         super().__init__(sock, conn_id, size, ring)
-        if size > ALIGN_ABOVE:
-            plain, self.ring = self.ring, [_PageAlignedMessage(m) for m in self.ring]
-            for message in plain:
-                message.release()
+        plain, self.ring = self.ring, [_ContiguousMessage(m) for m in self.ring]
+        for message in plain:
+            message.release()
         self.heads = [m.fields[0] for m in self.ring]  # where each slot's stamp goes
         self.iovs = [m.views for m in self.ring]
 
@@ -125,9 +123,8 @@ class _UdpZeroCopySender(_ZeroCopySender):
             if exc.errno != errno.EMSGSIZE:
                 raise
             raise ModeUnsupported(
-                f"udp_zero_copy: the kernel refuses {self.size} B datagrams gathered from 8 "
-                f"fields with MSG_ZEROCOPY here ({exc.strerror}: the fields span more pages "
-                "than one packet may hold)"
+                f"udp_zero_copy: the kernel refuses {self.size} B datagrams with MSG_ZEROCOPY "
+                f"here ({exc.strerror}: more pages than one packet may hold)"
             ) from None
 
     def _datagrams(self, first: int, count: int) -> None:
