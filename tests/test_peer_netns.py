@@ -83,7 +83,13 @@ def test_a_delayed_link_is_slower_and_does_not_hang(pytester: pytest.Pytester) -
     assert delayed < quick * 0.8, (quick, delayed)
     rtts = [r["rtt_us"] for r in figures[2]["rounds"]["tcp_info"]]
     assert len(rtts) == 3 and all(rtt >= 2000 for rtt in rtts), rtts
-    assert all(r["rtt_us"] < 2000 for r in figures[0]["rounds"]["tcp_info"])
+    # The 2 ms is a floor under every sample on the delayed link. The undelayed link's
+    # smoothed RTT also carries the forwarder's queueing (a Python process that a busy CI
+    # machine can hold for milliseconds: 1 failure in CI), so its floor, the minimum RTT,
+    # is what shows that the delay came from the forwarder's sleep, not from the link.
+    floors = {d: [r["min_rtt_us"] for r in figures[d]["rounds"]["tcp_info"]] for d in (0, 2)}
+    assert all(f >= 2000 for f in floors[2]), floors
+    assert min(floors[0]) < 2000 <= min(floors[2]), floors
 
 
 KILLING_CONFTEST = """
