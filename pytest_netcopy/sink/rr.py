@@ -2,9 +2,10 @@
 
 Standard library only (a part of the sink's source, sink.PARTS). After the HELLO the sender
 sends RR_SETUP (the response size and flags); then per round a ROUND header, as a stream,
-and for each of its messages the sink receives the whole request, checks it against the
-stream's content and stamp, and sends a response of the response size: the
-:func:`response_template` of the connection with the request's 4-byte stamp at its start.
+and for each of its messages the sink receives the whole request, sends a response of the
+response size (the :func:`response_template` of the connection with the request's 4-byte
+stamp at its start) and then checks the request against the stream's content and stamp:
+the check is off the round trip.
 The round ends with an ACK, as a stream's (docs/wire-protocol.md).
 """
 
@@ -105,7 +106,7 @@ def serve_rr(conn: Connection, conn_id: int, size: int) -> None:
 def _serve_round(conn: Connection, ex: _Exchange, round_no: int, count: int) -> None:
     """``count`` requests, each verified and answered; then the round's ACK."""
     sock, size, buf, view, expected = conn.sock, ex.size, ex.buf, ex.view, ex.expected
-    response, recv_into, sendall = ex.response, sock.recv_into, sock.sendall
+    response, recv_into, sendall, corrupt = ex.response, sock.recv_into, sock.sendall, ex.corrupt
     cpu0 = time.thread_time_ns()
     ru0 = resource.getrusage(resource.RUSAGE_THREAD)
     seq, calls = ex.seq, 0
@@ -120,17 +121,20 @@ def _serve_round(conn: Connection, ex: _Exchange, round_no: int, count: int) -> 
         if got == 0:
             conn.report(END.pack(END_MAGIC, ex.conn_id, END_MID_ROUND, k * size))
             raise ConnectionError(f"EOF in round {round_no} after {k} of {count} requests")
+        response[0:4] = view[0:4]  # the request's stamp, as it came
+        if corrupt is not None and corrupt[0] == seq:
+            response[corrupt[1]] ^= 0xFF
+            sendall(response)
+            response[corrupt[1]] ^= 0xFF
+        else:
+            sendall(response)
+        # The check after the answer: the request stays in buf until the next recv (the
+        # sender waits for this response first), and the sink's work is off the round trip
+        # it measures (a 64 KiB comparison is microseconds).
         _stamp_into(expected, 0, seq & STAMP_MASK)
         if buf != expected and bad is None:
             j = next(j for j in range(size) if buf[j] != expected[j])
             bad = (0, expected[j], buf[j], seq, j)
-        response[0:4] = view[0:4]  # the request's stamp, as it came
-        if ex.corrupt is not None and ex.corrupt[0] == seq:
-            response[ex.corrupt[1]] ^= 0xFF
-            sendall(response)
-            response[ex.corrupt[1]] ^= 0xFF
-        else:
-            sendall(response)
         seq += 1
     ex.seq = seq
     ru1 = resource.getrusage(resource.RUSAGE_THREAD)
