@@ -12,7 +12,9 @@ compared with the median of the sockperf runs just before and just after it: thi
 round trip drifts by 10-25 % within a minute (idle vCPUs woken by the host), and the
 bracket cancels a drift that is steady over the pair; ``drift`` prints last/first
 sockperf p50. ``--repeats K`` alternates K of our runs with K+1 of sockperf's in a pair
-and compares the medians (every run's figures go to ``--json``).
+and compares the medians (every run's figures go to ``--json``). ``--plain`` adds a bare
+Python ping-pong after each of our runs (same CPUs and sizes, no checks) and prints its
+ratios to sockperf's too: the floor any Python harness starts from on this machine.
 
 Prints p50/p99 of both and our ratio; ``--pairs N`` runs N pairs back to back and counts
 the pairs that met the issue's bar (p50 within 1.15x, p99 within 1.3x at every size). Needs
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
@@ -75,6 +78,51 @@ def sockperf_round_trip(size: int, seconds: float) -> dict[str, float]:
     return {"p50_us": 2 * found[50.0], "p99_us": 2 * found[99.0]}
 
 
+def plain_python(size: int, seconds: float) -> dict[str, float]:
+    """A bare Python ping-pong on the same CPUs (the floor of any Python harness): p50/p99 µs.
+
+    Server (a forked child) on CPU 1, client on CPU 0, TCP_NODELAY, ``size``-byte requests
+    and responses, no checks; the first 1,000 round trips are dropped as warm-up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    pid = os.fork()
+    if pid == 0:  # the server: answer every request until EOF
+        code = 0
+        try:
+            os.sched_setaffinity(0, {1})
+            conn = listener.accept()[0]
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            view = memoryview(bytearray(size))
+            while (got := conn.recv_into(view, size)) > 0:
+                while got < size and (more := conn.recv_into(view[got:], size - got)) > 0:
+                    got += more
+                conn.sendall(view[:got])
+            conn.close()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.sched_setaffinity(0, {0})
+    try:
+        with socket.create_connection(listener.getsockname(), timeout=30) as sock:
+            listener.close()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            message, back = bytes(size), memoryview(bytearray(size))
+            clock, times = time.perf_counter_ns, []
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                for _ in range(1000):
+                    t0 = clock()
+                    sock.sendall(message)
+                    got = 0
+                    while got < size:
+                        got += sock.recv_into(back[got:], size - got)
+                    times.append(clock() - t0)
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        os.waitpid(pid, 0)
+    times = sorted(times[1000:])
+    return {"p50_us": times[len(times) // 2] / 1e3, "p99_us": times[int(len(times) * 0.99)] / 1e3}
+
+
 def ours(size: int, extra: list[str]) -> dict[str, float]:
     """Our rr two_copy p50/p99 at ``size`` over one connection, ``size``-byte responses (µs)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=1,
         help="our runs per size in a pair, each followed by sockperf (sockperf runs one more)",
     )  # fmt: skip
+    parser.add_argument(
+        "--plain", action="store_true",
+        help="also a bare Python ping-pong after each of our runs: the floor of a Python harness",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("pytest_args", nargs="*", help="more options for our run (after --)")
     args = parser.parse_args(argv)
@@ -125,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
         for size in sizes:
             refs = [sockperf_round_trip(size, args.seconds)]
-            got_runs = []
+            got_runs, plain_runs = [], []
             for _ in range(args.repeats):
                 got_runs.append(ours(size, [f"--netcopy-rr-transactions={args.transactions}",
                                             *args.pytest_args]))  # fmt: skip
+                if args.plain:
+                    plain_runs.append(plain_python(size, args.seconds))
                 refs.append(sockperf_round_trip(size, args.seconds))
             ref, got = middle(refs), middle(got_runs)
             r50, r99 = got["p50_us"] / ref["p50_us"], got["p99_us"] / ref["p99_us"]
@@ -136,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             line = f"{pair:>4} {size:>6} {ref['p50_us']:>12.1f} {got['p50_us']:>9.1f} {r50:>6.2f} "
             line += f"{ref['p99_us']:>12.1f} {got['p99_us']:>9.1f} {r99:>6.2f} "
             line += f"{refs[-1]['p50_us'] / refs[0]['p50_us']:>6.2f}"
+            if plain_runs:
+                plain = middle(plain_runs)
+                r50, r99 = plain["p50_us"] / ref["p50_us"], plain["p99_us"] / ref["p99_us"]
+                line += f" plain {r50:.2f} {r99:.2f}"
             print(line, flush=True)
-            rows.append({"pair": pair, "size": size, "sockperf": refs, "ours": got_runs})
+            rows.append({"pair": pair, "size": size, "sockperf": refs, "ours": got_runs,
+                         "plain_python": plain_runs})  # fmt: skip
         met += ok
     print(f"pairs within the bar (p50 <= {P50_BAR}x, p99 <= {P99_BAR}x at every size): "
           f"{met} of {args.pairs}")  # fmt: skip
