@@ -229,6 +229,19 @@ def test_not_comparable_rows_are_counted_as_undecided() -> None:
     )
 
 
+def test_a_baseline_without_instruction_counts_says_how_to_record_them() -> None:
+    rule = parse_rules("user_instructions_per_message:+10%")
+    counted = result(user_instructions_per_message=51234.0)
+    (row,) = compare_runs(run(result()), run(counted), rule).rows
+    assert row.verdict == NOT_COMPARABLE
+    assert row.reason == (
+        "baseline: not recorded (counted only when the run is gated or saved "
+        "(--benchmark-save, --benchmark-autosave) or with --netcopy-instructions=on)"
+    )
+    (same,) = compare_runs(run(counted), run(counted), rule).rows
+    assert same.verdict == NO_REGRESSION
+
+
 def test_the_level_of_a_run_that_took_several_looks_is_its_last_looks_share() -> None:
     base = [10.0 + 0.01 * i for i in range(10)]
     design = {"added": 10, "looks": [10, 15, 20], "max_rounds": 30, "reason": "decided"}

@@ -54,6 +54,21 @@ _ABSENT: Any = object()
 SINGLE_VALUE_OF = {"rr_p50_us": "rr.p50_us", "rr_p99_us": "rr.p99_us"}
 
 
+#: how a run comes to record a metric it may lack (the hint on a "not recorded" side)
+RECORDED_WITH = {
+    "user_instructions_per_message": (
+        "counted only when the run is gated or saved (--benchmark-save, --benchmark-autosave) "
+        "or with --netcopy-instructions=on"
+    ),
+}
+
+
+def not_recorded(metric: str) -> str:
+    """The reason for a metric a run lacks, with how a run records it where that is known."""
+    how = RECORDED_WITH.get(metric)
+    return f"not recorded ({how})" if how else "not recorded"
+
+
 def metric_value(result: Result, metric: str) -> MetricValue:
     """Look a metric up in a benchmark's extra_info (dots walk into objects)."""
     samples = tuple(v for v in result.round_samples(metric) if math.isfinite(v))
@@ -66,7 +81,7 @@ def metric_value(result: Result, metric: str) -> MetricValue:
     if samples:
         return MetricValue(samples, median(samples))
     if raw is _ABSENT:
-        return MetricValue((), None, "not recorded")
+        return MetricValue((), None, not_recorded(metric))
     if raw is None:
         return MetricValue((), None, "null (not counted)")
     if isinstance(raw, Mapping):
