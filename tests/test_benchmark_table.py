@@ -102,9 +102,10 @@ def test_the_stats_are_per_message_and_extra_info_is_netcopys(sweep: tuple[str, 
         assert extra["netcopy_schema"] == 1
         assert stats["iterations"] == extra["messages_per_round"]
         assert stats["rounds"] == len(extra["rounds"]["seconds"]) == 3
-        # pytest-benchmark times the round around netcopy's own clock: a little longer
+        # pytest-benchmark times the round around netcopy's own clock: a little longer (by
+        # its bookkeeping, which a busy machine can stretch; not by a factor of the count)
         for per_message, seconds in zip(stats["data"], extra["rounds"]["seconds"], strict=True):
-            assert per_message * extra["messages_per_round"] == pytest.approx(seconds, rel=0.5)
+            assert seconds - 1e-6 <= per_message * extra["messages_per_round"] <= seconds + 0.05
 
 
 def test_pytest_benchmark_compare_reads_the_json(sweep: tuple[str, Path]) -> None:

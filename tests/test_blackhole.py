@@ -9,6 +9,7 @@ the change skips those tests with the probe's own words.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import socket
@@ -51,11 +52,20 @@ def leftovers() -> list[str]:
     return found
 
 
+#: this module's tests one at a time across xdist workers: a test looks for leftovers after
+#: the product's lock (/run/ncbh.lock) is released, when another worker's topology may
+#: already stand, and one test puts a conflicting root route in place outside that lock
+TESTS_LOCK = Path(tempfile.gettempdir()) / "netcopy-tests-blackhole.lock"
+
+
 @pytest.fixture
-def root() -> None:
+def root() -> Iterator[None]:
     reason = blackhole.why_not()
     if reason:
         pytest.skip(f"the blackhole target {reason}")
+    with open(TESTS_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @pytest.fixture

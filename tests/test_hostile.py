@@ -48,7 +48,7 @@ def test_a_stopped_sink_is_killed_and_replaced(pytester: pytest.Pytester) -> Non
         """
     )
     started = time.monotonic()
-    result = pytester.runpytest_subprocess(*FAST[:-1], "--netcopy-timeout=2")
+    result = pytester.runpytest_subprocess(*FAST[:-1], "--netcopy-timeout=5")
     elapsed = time.monotonic() - started
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*the sink stopped responding*"])
@@ -115,7 +115,7 @@ def test_a_slow_drip_hello_is_cut_at_one_deadline() -> None:
                 break
         else:
             pytest.fail("a HELLO one byte every 0.2 s held the connection for 5 s")
-        assert 0.9 < time.monotonic() - started < 3.0
+        assert 0.5 < time.monotonic() - started < 4.0  # one 1 s deadline, not 5 s of drip
         assert sink.ping(5) and sink.refused == 1
 
 
@@ -187,7 +187,7 @@ def test_ctrl_c_mid_round_ends_the_session_at_once(pytester: pytest.Pytester) ->
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    assert elapsed < 3.0, f"Ctrl-C took {elapsed:.1f} s"
+    assert elapsed < 10.0, f"Ctrl-C took {elapsed:.1f} s"  # the rounds left: about 20 s
     deadline = time.monotonic() + 5
     while not _gone(sink_pid) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -62,10 +62,15 @@ def test_the_delay_is_the_round_trip_and_nothing_is_left() -> None:
         quick, _ = _echoes(link, 20)
     with impaired.impaired_link(delay_ms=5) as link:
         slow, _ = _echoes(link, 20)
-        ns = link.ns
-    assert sorted(slow)[10] >= 5.0 > sorted(quick)[10], (quick, slow)
+        ns, devices = link.ns, (link.root_if, link.peer_if)
+    # The delay is a floor under every echo; the undelayed link's fastest echo shows the
+    # floor is the forwarder's sleep (its median waits on three Python processes' wake-ups,
+    # which a busy machine can stretch past 5 ms).
+    assert min(slow) >= 5.0 > min(quick), (quick, slow)
     assert ns not in netns.ip("netns", "list").stdout
-    assert "ncta" not in netns.ip("link").stdout
+    # this link's own devices: another test may hold the (locked) link by now
+    left = netns.ip("link").stdout
+    assert not [d for d in devices if d in left], left
 
 
 def test_every_nth_packet_is_lost() -> None:

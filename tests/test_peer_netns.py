@@ -79,7 +79,9 @@ def test_a_delayed_link_is_slower_and_does_not_hang(pytester: pytest.Pytester) -
             result.assert_outcomes(passed=1)
             assert link.pids() == []  # nothing left running on the peer
         figures[delay] = data["benchmarks"][0]["extra_info"]
-    quick, delayed = figures[0]["throughput_gbps"], figures[2]["throughput_gbps"]
+    # each link's best round: a busy machine can stall the forwarder in any round, but the
+    # delay bounds every round of the delayed link
+    quick, delayed = (max(figures[d]["rounds"]["throughput_gbps"]) for d in (0, 2))
     assert delayed < quick * 0.8, (quick, delayed)
     rtts = [r["rtt_us"] for r in figures[2]["rounds"]["tcp_info"]]
     assert len(rtts) == 3 and all(rtt >= 2000 for rtt in rtts), rtts
@@ -126,7 +128,7 @@ def test_a_fault_mid_round_fails_that_benchmark_in_time(
     pytester.makeconftest(KILLING_CONFTEST.format(ns=two_hosts.ns, action=action))
     pytester.makepyfile(test_sweep=SWEEP)
     args = ("--netcopy-sizes=4096", "--netcopy-threads=1", "--netcopy-modes=breaking,two_copy",
-            "--netcopy-timeout=4", "--netcopy-control=none", *peer_args(two_hosts))  # fmt: skip
+            "--netcopy-timeout=8", "--netcopy-control=none", *peer_args(two_hosts))  # fmt: skip
     with two_hosts.link():
         result = pytester.runpytest_subprocess(*args, *FAST[:4], timeout=120)
     text = result.stdout.str()
