@@ -13,7 +13,8 @@ interleaved slices and each side's round trips are merged into one histogram:
   histogram, decoded from the JSON, is added in. sockperf's server echoes the whole
   message, so our response is as large as the request.
 - ``--plain``: also a bare Python ping-pong (same CPUs and sizes, echo, no checks): the
-  floor any Python harness starts from on this machine.
+  floor any Python harness starts from on this machine. Its ratios to sockperf are
+  printed, and ours to it (``ours/plain``): what the harness itself adds.
 
 Why slices: this VM's round trip is mostly an idle vCPU's wake-up and it drifts by
 10-25 % within a minute, so two back-to-back 3 s runs compare two machine states as much
@@ -85,8 +86,17 @@ def sockperf_slice(size: int, seconds: int) -> list[int]:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    # rows "packet, txTime(sec), rxTime(sec), rtt(usec)" after the header line
-    rows = text.split("rtt(usec)", 1)[-1].splitlines()
+    return full_log_round_trips(text)
+
+
+def full_log_round_trips(text: str) -> list[int]:
+    """The round trips (ns) in a sockperf ``--full-log`` file written with ``--full-rtt``.
+
+    The file is sockperf's summary, then a header line ``packet, txTime(sec),
+    rxTime(sec), rtt(usec)`` and a row per message; its rtt is the whole round trip."""
+    if "rtt(usec)" not in text:
+        raise RuntimeError(f"sockperf's full log has no rtt column:\n{text[-2000:]}")
+    rows = text.split("rtt(usec)", 1)[1].splitlines()
     times = [round(float(r.split(",")[3]) * 1e3) for r in rows if r.count(",") == 3]
     if not times:
         raise RuntimeError(f"sockperf logged no round trips:\n{text[-2000:]}")
@@ -242,13 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                 plain = figures["plain_python"]
                 line += f" plain {plain['p50_us'] / ref['p50_us']:.2f} "
                 line += f"{plain['p99_us'] / ref['p99_us']:.2f}"
+                # the harness's own cost: ours over the bare loop of the same slices
+                line += f" ours/plain {ours['p50_us'] / plain['p50_us']:.2f} "
+                line += f"{ours['p99_us'] / plain['p99_us']:.2f}"
             print(line, flush=True)
             rows.append({"pair": pair, "size": size, "merged": figures, "slices": each})
+            if args.json:  # after every row: a long batch cut short keeps what it measured
+                args.json.write_text(json.dumps(rows, indent=1))
         met += ok
     print(f"pairs within the bar (p50 <= {P50_BAR}x, p99 <= {P99_BAR}x at every size): "
           f"{met} of {args.pairs}")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -1,8 +1,15 @@
-"""Shared constants for the pytester tests."""
+"""Shared constants for the pytester tests, and the loader of benchmarks/ scripts."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+#: the repository's benchmarks/ directory (its scripts are not a package)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 #: options that keep a pytester run of the plugin short
 FAST = (
@@ -31,3 +38,13 @@ def perf_fds() -> set[str]:
         except OSError:
             continue
     return fds
+
+
+def load_script(name: str, path: Path) -> ModuleType:
+    """The script at ``path`` imported as module ``name`` (kept in sys.modules)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

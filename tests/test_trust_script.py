@@ -5,7 +5,6 @@ script's measurement tooling: --rejudge (kept runs judged again, nothing run) an
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from _support import BENCHMARKS, load_script
 
 from pytest_netcopy.gate.compare import compare_runs
 from pytest_netcopy.gate.policy import DEFAULT_RULES
@@ -27,25 +26,15 @@ from pytest_netcopy.gate.rules import parse_rules
 from pytest_netcopy.results.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
 WAIT = 10.0  # seconds any wait below may take
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-trust = _load("netcopy_trust_script", BENCHMARKS / "trust.py")
+trust = load_script("netcopy_trust_script", BENCHMARKS / "trust.py")
 # the package behind it (trust.py put benchmarks/ on sys.path to import it)
 from trust import noisy as trust_noisy  # noqa: E402
 from trust import report, sweeps, verdicts  # noqa: E402
 
-small_sndbuf = _load("netcopy_small_sndbuf", BENCHMARKS / "trust" / "small_sndbuf.py")
+small_sndbuf = load_script("netcopy_small_sndbuf", BENCHMARKS / "trust" / "small_sndbuf.py")
 
 
 def _group_alive(pgid: int) -> list[int]:

@@ -1,0 +1,121 @@
+"""benchmarks/rr_anchor.py: sockperf's full log read as round trips, the ABBA order of the
+slices, histograms merged as if every round trip had been recorded in one, and a whole
+(short) run against the real sockperf, nothing left running."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _support import BENCHMARKS, load_script
+
+from pytest_netcopy.transport.rr import new_histogram, record_all
+
+anchor = load_script("rr_anchor", BENCHMARKS / "rr_anchor.py")
+
+#: the head and first rows of a log written by sockperf 3.7 (``--full-rtt --full-log``)
+FULL_LOG = """\
+sockperf: [Total Run] RunTime=1.000 sec; Warm up time=400 msec; SentMessages=13699;
+sockperf: ========= Printing statistics for Server No: 0
+sockperf: [Valid Duration] RunTime=0.550 sec; SentMessages=3; ReceivedMessages=3
+sockperf: ---> percentile 50.000 =   62.863
+------------------------------
+packet, txTime(sec), rxTime(sec), rtt(usec)
+0, 2.415593169, 2.415656403, 63.234
+1, 2.415656453, 2.415719316, 62.863
+2, 2.415719366, 2.415779985, 60.619
+------------------------------
+"""
+
+
+def test_the_full_log_gives_every_round_trip_in_ns() -> None:
+    assert anchor.full_log_round_trips(FULL_LOG) == [63_234, 62_863, 60_619]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("sockperf: Test ended\n", "no rtt column"),
+        ("packet, txTime(sec), rxTime(sec), rtt(usec)\n------\n", "no round trips"),
+    ],
+)
+def test_a_log_without_round_trips_is_an_error_not_an_empty_side(text: str, says: str) -> None:
+    with pytest.raises(RuntimeError, match=says):
+        anchor.full_log_round_trips(text)
+
+
+def test_slices_alternate_abba_so_a_steady_drift_falls_on_every_side_alike() -> None:
+    calls: list[str] = []
+
+    def arm(name: str) -> object:
+        return lambda: calls.append(name) or len(calls)
+
+    got = anchor.interleave({n: arm(n) for n in "ABC"}, 4)
+    assert "".join(calls) == "ABCCBAABCCBA"
+    # each side's slices in the order they ran; the mean position of each side is the same
+    assert got == {"A": [1, 6, 7, 12], "B": [2, 5, 8, 11], "C": [3, 4, 9, 10]}
+
+
+def test_merged_slices_give_the_percentiles_of_all_their_round_trips() -> None:
+    fast = [50_000 + 7 * i for i in range(3_000)]
+    slow = [90_000 + 11 * i for i in range(1_000)]
+    ours = new_histogram()
+    record_all(ours, slow)
+    # one slice as sockperf's list, one as our decoded histogram
+    total = anchor.merged([fast, ours])
+    every = new_histogram()
+    record_all(every, fast + slow)
+    assert anchor.percentiles(total) == anchor.percentiles(every)
+    assert anchor.percentiles(total)["transactions"] == 4_000
+    # and the encoded form (what our JSON holds) merges the same
+    decoded = anchor.HdrHistogram.decode(ours.encode())
+    assert anchor.percentiles(anchor.merged([fast, decoded])) == anchor.percentiles(every)
+
+
+def test_without_sockperf_it_says_which_package_brings_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(anchor.shutil, "which", lambda tool: None)
+    assert anchor.main(["--slices", "1"]) == 2
+    assert "sockperf not found (Debian: sockperf" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
+)
+def test_a_short_run_against_the_real_sockperf(tmp_path: Path) -> None:
+    out = tmp_path / "anchor.json"
+    before = orphaned_sockperfs()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--sizes", "64", "--slices", "2",
+         "--seconds", "1", "--transactions", "1000", "--plain", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pairs within the bar" in proc.stdout
+    (row,) = json.loads(out.read_text())
+    assert row["pair"] == 1 and row["size"] == 64
+    assert set(row["merged"]) == {"sockperf", "ours", "plain_python"}
+    for side, slices in row["slices"].items():
+        assert len(slices) == 2, side
+        merged = row["merged"][side]
+        assert merged["transactions"] == sum(s["transactions"] for s in slices), side
+        assert 0 < merged["p50_us"] <= merged["p99_us"], side
+    assert [s["transactions"] for s in row["slices"]["plain_python"]] == [1000, 1000]
+    assert all(s["transactions"] >= 1000 for s in row["slices"]["ours"])
+    assert all(s["transactions"] > 100 for s in row["slices"]["sockperf"])
+    # the servers were stopped: none was left running (it would be an orphan now)
+    assert orphaned_sockperfs() - before == set()
+
+
+def orphaned_sockperfs() -> set[int]:
+    """The pids of sockperf processes whose parent is gone (adopted by init)."""
+    ps = subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,comm="], capture_output=True, text=True, check=True
+    )
+    rows = (line.split() for line in ps.stdout.splitlines())
+    return {int(r[0]) for r in rows if len(r) == 3 and r[1] == "1" and r[2] == "sockperf"}
