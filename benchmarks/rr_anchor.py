@@ -194,23 +194,49 @@ def merged(slices: list[Any]) -> Any:
     return total
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return value
+
+
+def sizes_list(text: str) -> list[int]:
+    """An argparse type: comma-separated sizes, 1..65535 B (sockperf's TCP server drops more)."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= s < 65536 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated sizes of 1..65535 B "
+            "(sockperf 3.7's TCP server drops 65,536 B)"
+        )
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=1, help="pairs run back to back")
-    parser.add_argument("--sizes", default="64,4096,65000", help="request sizes in bytes")
+    parser.add_argument("--pairs", type=positive, default=1, help="pairs run back to back")
     parser.add_argument(
-        "--slices", type=int, default=8,
+        "--sizes", type=sizes_list, default=[64, 4096, 65000], help="request sizes in bytes"
+    )
+    parser.add_argument(
+        "--slices", type=positive, default=8,
         help="slices per side and size in a pair, alternated ABBA (default 8)",
     )  # fmt: skip
     parser.add_argument(
-        "--seconds", type=int, default=3,
+        "--seconds", type=positive, default=3,
         help="sockperf -t per slice (whole seconds; it keeps the time after a 400 ms warm-up)",
     )  # fmt: skip
     parser.add_argument(
-        "--transactions", type=int, default=36_000,
+        "--transactions", type=positive, default=36_000,
         help="our --netcopy-rr-transactions per slice (and the bare loop's): about as many "
-        "round trips as one sockperf slice logs at this VM's ~70 us (1 s slices and 8,000 "
-        "left the p99 to a few host hiccups: 1 of 3 pairs met where 3 s slices met 2 of 3)",
+        "round trips as one sockperf slice logs at this VM's ~70 us (docs/latency.md)",
     )  # fmt: skip
     parser.add_argument(
         "--plain", action="store_true",
@@ -223,13 +249,21 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             print(f"rr_anchor: {tool} not found (Debian: sockperf, util-linux)", file=sys.stderr)
             return 2
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        return batch(args)
+    except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        print(f"rr_anchor: {exc}", file=sys.stderr)
+        return 1
+
+
+def batch(args: argparse.Namespace) -> int:
+    """The pairs, each size's slices interleaved; a line per size and pair, the count met."""
     print(f"{'pair':>4} {'size':>6} {'sockperf p50':>12} {'ours p50':>9} {'ratio':>6} "
           f"{'sockperf p99':>12} {'ours p99':>9} {'ratio':>6} {'spread':>11}")  # fmt: skip
     rows, met = [], 0
     for pair in range(1, args.pairs + 1):
         ok = True
-        for size in sizes:
+        for size in args.sizes:
             arms: dict[str, Callable[[], Any]] = {
                 "sockperf": partial(sockperf_slice, size, args.seconds),
                 "ours": partial(ours_slice, size, args.transactions, args.pytest_args),

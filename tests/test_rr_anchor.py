@@ -84,6 +84,40 @@ def test_without_sockperf_it_says_which_package_brings_it(
     assert "sockperf not found (Debian: sockperf" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--slices", "0", "'0': expected a whole number of at least 1"),
+        ("--transactions", "many", "'many': expected a whole number of at least 1"),
+        ("--sizes", "64,70000", "'64,70000': expected comma-separated sizes of 1..65535 B"),
+        ("--sizes", "64,", "'64,': expected comma-separated sizes"),
+    ],
+)
+def test_bad_options_are_one_line_errors_naming_the_option(
+    option: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        anchor.main([option, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {says}" in err
+    assert "Traceback" not in err
+
+
+def test_a_failed_slice_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(size: int, seconds: int) -> list[int]:
+        raise RuntimeError(f"sockperf ping-pong -m {size} failed: connection refused")
+
+    monkeypatch.setattr(anchor.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(anchor, "sockperf_slice", refused)
+    assert anchor.main(["--sizes", "64", "--slices", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "rr_anchor: sockperf ping-pong -m 64 failed: connection refused\n"
+    )
+
+
 @pytest.mark.skipif(
     shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
 )
