@@ -1,13 +1,18 @@
 """benchmarks/rr_anchor.py: sockperf's full log read as round trips, the ABBA order of the
-slices, histograms merged as if every round trip had been recorded in one, and a whole
-(short) run against the real sockperf, nothing left running."""
+slices and of the time-shared turns, a paused process that runs only in its turns,
+histograms merged as if every round trip had been recorded in one, and whole (short) runs
+of both methods against the real sockperf, nothing left running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,6 +65,80 @@ def test_slices_alternate_abba_so_a_steady_drift_falls_on_every_side_alike() -> 
     assert got == {"A": [1, 6, 7, 12], "B": [2, 5, 8, 11], "C": [3, 4, 9, 10]}
 
 
+def test_time_shared_turns_alternate_abba_and_end_as_soon_as_ours_has_finished() -> None:
+    calls: list[str] = []
+    turns = [lambda n=n: calls.append(n) for n in "ABC"]  # type: ignore[misc]
+    taken = anchor.take_turns(turns, lambda: calls.count("B") == 3, "ours")
+    assert "".join(calls) == "ABCCBAAB"  # not one turn after B's third
+    assert taken == 8
+
+
+def test_time_shared_turns_give_up_after_their_limit() -> None:
+    with pytest.raises(RuntimeError, match=r"^64 B: our run had not finished after 0.05 s$"):
+        anchor.take_turns([lambda: time.sleep(0.01)], lambda: False, "64 B: our run", 0.05)
+
+
+#: a process that counts every 5 ms into a file, with a child that only sleeps
+COUNTER = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+with open(sys.argv[1], "a") as out:
+    while True:
+        out.write("x"); out.flush(); time.sleep(0.005)
+"""
+
+
+def test_a_paused_process_runs_only_in_its_turns_and_ends_with_its_group(tmp_path: Path) -> None:
+    ticks = tmp_path / "ticks"
+    argv = [sys.executable, "-c", COUNTER, str(ticks)]
+    paused = anchor.Paused("counter", argv, 0.4, tmp_path / "log")
+    try:
+        paused.turn()
+        assert paused.proc is not None and not paused.finished()
+        first = ticks.read_text()
+        assert first  # it ran in its turn
+        time.sleep(0.3)
+        assert ticks.read_text() == first  # and not between turns
+        assert state(paused.proc.pid) == "T"
+        group = members(paused.proc.pid)
+        assert len(group) == 2  # the counter and its child
+        paused.turn()
+        assert len(ticks.read_text()) > len(first)
+        assert paused.turns == 2
+    finally:
+        paused.end()
+    assert paused.finished()
+    assert wait_gone(group) == set()
+
+
+def test_a_paused_process_that_fails_says_how_and_what_it_printed(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "print('no sink here'); raise SystemExit(3)"]
+    paused = anchor.Paused("our pytest run", argv, 5.0, tmp_path / "log")
+    paused.turn()
+    assert paused.finished()
+    with pytest.raises(RuntimeError, match=r"^our pytest run exited with 3: no sink here"):
+        paused.result()
+
+
+def test_a_failed_time_shared_sockperf_run_is_one_line_and_nothing_is_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @contextlib.contextmanager
+    def server() -> Iterator[int]:
+        yield 9
+
+    def refused(port: int, size: int, seconds: int) -> list[int]:
+        raise RuntimeError(f"sockperf ping-pong -m {size} failed: connection refused")
+
+    monkeypatch.setattr(anchor.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(anchor, "sockperf_server", server)
+    monkeypatch.setattr(anchor, "sockperf_client", refused)
+    assert anchor.main(["--sizes", "64", "--plain"]) == 1
+    assert capsys.readouterr().err == (
+        "rr_anchor: sockperf ping-pong -m 64 failed: connection refused\n"
+    )
+
+
 def test_merged_slices_give_the_percentiles_of_all_their_round_trips() -> None:
     fast = [50_000 + 7 * i for i in range(3_000)]
     slow = [90_000 + 11 * i for i in range(1_000)]
@@ -91,6 +170,9 @@ def test_without_sockperf_it_says_which_package_brings_it(
         ("--transactions", "many", "'many': expected a whole number of at least 1"),
         ("--sizes", "64,70000", "'64,70000': expected comma-separated sizes of 1..65535 B"),
         ("--sizes", "64,", "'64,': expected comma-separated sizes"),
+        ("--quantum", "0", "'0': expected seconds, more than 0"),
+        ("--quantum", "soon", "'soon': expected seconds, more than 0"),
+        ("--method", "abba", "invalid choice: 'abba' (choose from"),
     ],
 )
 def test_bad_options_are_one_line_errors_naming_the_option(
@@ -112,7 +194,7 @@ def test_a_failed_slice_is_one_line_and_exit_1(
 
     monkeypatch.setattr(anchor.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.setattr(anchor, "sockperf_slice", refused)
-    assert anchor.main(["--sizes", "64", "--slices", "1"]) == 1
+    assert anchor.main(["--method", "slices", "--sizes", "64", "--slices", "1"]) == 1
     assert capsys.readouterr().err == (
         "rr_anchor: sockperf ping-pong -m 64 failed: connection refused\n"
     )
@@ -121,11 +203,12 @@ def test_a_failed_slice_is_one_line_and_exit_1(
 @pytest.mark.skipif(
     shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
 )
-def test_a_short_run_against_the_real_sockperf(tmp_path: Path) -> None:
+def test_a_short_sliced_run_against_the_real_sockperf(tmp_path: Path) -> None:
     out = tmp_path / "anchor.json"
     before = orphaned_sockperfs()
     proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--sizes", "64", "--slices", "2",
+        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--method", "slices",
+         "--sizes", "64", "--slices", "2",
          "--seconds", "1", "--transactions", "1000", "--plain", "--json", str(out)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -153,3 +236,73 @@ def orphaned_sockperfs() -> set[int]:
     )
     rows = (line.split() for line in ps.stdout.splitlines())
     return {int(r[0]) for r in rows if len(r) == 3 and r[1] == "1" and r[2] == "sockperf"}
+
+
+@pytest.mark.skipif(
+    shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
+)
+def test_a_short_time_shared_run_against_the_real_sockperf(tmp_path: Path) -> None:
+    out = tmp_path / "anchor.json"
+    before = orphaned_sockperfs()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--sizes", "64",
+         "--transactions", "2000", "--quantum", "0.3", "--plain", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pairs within the bar" in proc.stdout
+    (row,) = json.loads(out.read_text())
+    assert row["method"] == "time-shared"
+    assert set(row["merged"]) == set(row["turns"]) == {"sockperf", "ours", "plain_python"}
+    # ours' one run took several turns; sockperf ran once per turn of its own
+    assert row["turns"]["ours"] >= 2
+    assert len(row["slices"]["sockperf"]) == row["turns"]["sockperf"] >= 1
+    runs = row["slices"]["sockperf"]
+    assert row["merged"]["sockperf"]["transactions"] == sum(r["transactions"] for r in runs)
+    assert row["merged"]["ours"]["transactions"] >= 2000
+    # the bare loop ran in its turns until it was told to stop, and kept what it measured
+    assert row["merged"]["plain_python"]["transactions"] > 100
+    for side, figures in row["merged"].items():
+        assert 0 < figures["p50_us"] <= figures["p99_us"], side
+    assert orphaned_sockperfs() - before == set()
+    assert not [p for p in python_processes() if "--plain-worker" in p or "netcopy.sink" in p]
+
+
+def state(pid: int) -> str:
+    """A process's state letter (R, S, T, ...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def members(pgid: int) -> set[int]:
+    """The pids of process group ``pgid``."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    pids.add(int(entry.name))
+    return pids
+
+
+def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """Those of ``pids`` still alive (not zombies) after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = set()
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError):
+                if state(pid) != "Z":
+                    alive.add(pid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def python_processes() -> list[str]:
+    """The command lines of this machine's processes (NUL-separated arguments joined)."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return lines
