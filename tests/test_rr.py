@@ -25,7 +25,7 @@ def test_send_path(
 RR_KEYS = {
     "response_size", "tcp_nodelay", "transactions", "transactions_per_second",
     "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "max_us", "mean_us", "stddev_us",
-    "beyond", "histogram", "histogram_unit", "rate",
+    "beyond", "histogram", "histogram_unit", "rate", "counted_transactions",
 }  # fmt: skip
 ROUND_KEYS = {"rr_p50_us", "rr_p99_us", "rr_transactions", "rr_transactions_per_second"}
 #: a small explicit target (the default is 20,000): the e2e runs stay short
@@ -63,6 +63,7 @@ def test_both_patterns_run_by_default_and_record_the_contract(pytester: pytest.P
         assert set(rr) == RR_KEYS
         assert rr["response_size"] == 128 and rr["tcp_nodelay"] is True
         assert rr["rate"] is None and rr["histogram_unit"] == "ns"
+        assert rr["counted_transactions"] is None  # --netcopy-counters=none: no counted round
         # the measured rounds hold at least the target (2 rounds here)
         assert rr["transactions"] >= 600
         assert rr["transactions"] == extra["messages_per_round"] * 2
@@ -87,6 +88,38 @@ def test_both_patterns_run_by_default_and_record_the_contract(pytester: pytest.P
     # the file loads: stream and rr of the same mode, size and threads are not duplicates
     run = load_run(pytester.path / "out.json")
     assert sorted(r.variant for r in run.results) == ["rr", "rr", "stream"]
+
+
+def test_the_counters_count_a_round_of_their_own_not_the_timed_ones(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sweep=SWEEP)
+    result = pytester.runpytest_subprocess(
+        *FAST, "--netcopy-rr-transactions=2000", "--netcopy-user-rounds=0",
+        "--netcopy-patterns=rr", "--netcopy-sizes=256", "--netcopy-modes=two_copy",
+        "--netcopy-rr-threads=2", "--netcopy-counters=task-clock,context-switches",
+        "--benchmark-json=out.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    (bench,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    extra = bench["extra_info"]
+    rr, counters = extra["rr"], extra["counters"]
+    counted = rr["counted_transactions"]
+    # one round as long as the warm-up round (the round time's worth), not the 2,000
+    assert 2 <= counted < rr["transactions"] / 4
+    assert counted % 2 == 0  # the same count on both connections
+    assert counters["task-clock"]["status"] == "ok" and counters["task-clock"]["value"] > 0
+    # a blocking round trip puts the sender to sleep about once: counted over the measured
+    # rounds these would be about the 2,000 transactions' worth, not the counted round's
+    switches = counters["context-switches"]["value"]
+    assert 0 < switches <= 4 * counted
+    # the sink's figures are the counted round's too, and per byte of its requests
+    assert extra["sink_counters"]["task-clock"]["value"] > 0
+    cpu = counters["task-clock"]["value"] / (counted * 256)
+    assert extra["cpu_ns_per_byte"] == pytest.approx(cpu)
+    # no per-round counter list: the timed rounds were not counted
+    assert "cpu_ns_per_byte" not in extra["rounds"]
+    assert len(extra["rounds"]["rr_p50_us"]) == 2
 
 
 def test_nagle_back_on_is_recorded(pytester: pytest.Pytester) -> None:

@@ -1,11 +1,13 @@
 """One request/response benchmark (issue 16): the run's steps for the ``rr`` pattern.
 
 Like a stream's (:class:`~pytest_netcopy.bench.run.BenchmarkRun`): open, calibrate, warm up,
-measured rounds (timed by pytest-benchmark, counted by the counters), record. Differences:
-the connections are an :class:`~pytest_netcopy.transport.rr.RrPool`; there is no control
-send and no untimed pass (a round trip is the figure; the passes would double the time);
-the rounds are long enough for the tail: the measured rounds hold at least
-``rr_transactions`` transactions in all (docs/latency.md).
+measured rounds (timed by pytest-benchmark), record. Differences: the connections are an
+:class:`~pytest_netcopy.transport.rr.RrPool`; there is no control send; the rounds are long
+enough for the tail: the measured rounds hold at least ``rr_transactions`` transactions in
+all (docs/latency.md). The counters are not on the measured rounds: an enabled perf event
+adds its work to every context switch of the thread, and a round trip is two of them on
+the sender (measured +1.5 to +5.6 µs at p50, docs/latency.md). They count one round after
+the measured ones instead, as long as the warm-up round, on the same connections.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_netcopy.bench.calibration import messages_for
-from pytest_netcopy.bench.measure import RoundCounters
+from pytest_netcopy.bench.measure import RoundCounters, counter_figures
 from pytest_netcopy.bench.run import BenchmarkRun, Connections
 from pytest_netcopy.results.record import BenchmarkRecord, IntegrityFailure
 from pytest_netcopy.results.rr import BEYOND, PERCENTILES, RrFigures, RrRate
 from pytest_netcopy.send.modes import ModeUnsupported
+from pytest_netcopy.transport.pool import RoundResult
 from pytest_netcopy.transport.rr import RrPool, RrRound, new_histogram
 from pytest_netcopy.transport.schedule import kept_schedule
 
@@ -40,6 +43,10 @@ class RrRun(BenchmarkRun):
 
     rate: float | None = None
     rr_rounds: list[RrRound] = field(default_factory=list)
+    #: transactions per connection in the counted round (the warm-up round's)
+    counted_count: int = 0
+    #: the counted round, once it ran (None: not yet, or counters off)
+    counted: RoundResult | None = None
 
     @property
     def pool(self) -> RrPool:
@@ -59,8 +66,8 @@ class RrRun(BenchmarkRun):
                 cpus=self.placement.sender_cpus if self.placement.pinned else (),
             )
         )  # fmt: skip
-        counters = self._stack.enter_context(RoundCounters(pool, s.counters))
-        return Connections(pool, counters, None)
+        # not entered here: the counters are opened for the counted round only (passes)
+        return Connections(pool, RoundCounters(pool, s.counters), None)
 
     def calibrate(self, opened: Connections) -> None:
         """Closed loop: probe rounds for the round length; open: the rate sets it. Then
@@ -71,27 +78,41 @@ class RrRun(BenchmarkRun):
         else:
             by_time = math.ceil(self.rate * s.round_time)
         opened.count = transactions_per_round(by_time, s.rr_transactions, s.rounds, self.threads)
+        self.counted_count = min(opened.count, by_time)
         for _ in range(max(1, s.warmup_rounds)):
-            pool.run_round(min(opened.count, by_time))
+            pool.run_round(self.counted_count)
 
     def control_round(self) -> None:
         """Request/response has no control rounds."""
 
     def measured_round(self) -> None:
-        super().measured_round()
-        last = self.pool.last
+        """The timed round, without counters (the module's docstring says why)."""
+        pool = self.pool
+        self.rounds.append(pool.run_round(self.opened.count))
+        last = pool.last
         assert last is not None
         self.rr_rounds.append(last)
 
     def passes(self) -> None:
-        """No untimed passes: the end of the connections only."""
-        self.zerocopy_after = [sender.stats() for sender in self.opened.pool.senders]
-        self.opened.pool.finish_stream()
+        """The counted round (with counters), then the end of the connections."""
+        opened = self.opened
+        self.zerocopy_after = [sender.stats() for sender in opened.pool.senders]
+        if self.settings.counters:
+            pool, count = opened.pool, self.counted_count
+            with opened.counters:
+                self.counted = opened.counters.run(lambda: pool.run_round(count))
+        opened.pool.finish_stream()
 
     def record(self) -> BenchmarkRecord:
         base = super().record()
         setup = replace(base.setup, tcp_nodelay=self.settings.rr_nodelay)
-        return replace(base, setup=setup, rr=self.rr_figures())
+        counters, counted = base.counters, self.counted
+        if counted is not None:  # the counters and the sink's figures of the counted round
+            counters = counter_figures(self.opened.counters.per_round, [counted], counted.bytes)
+            counters = replace(counters, rounds_cpu_ns_per_byte=None)
+        counted_transactions = None if counted is None else counted.messages
+        rr = replace(self.rr_figures(), counted_transactions=counted_transactions)
+        return replace(base, setup=setup, counters=counters, rr=rr)
 
     def rr_figures(self) -> RrFigures:
         return rr_figures(

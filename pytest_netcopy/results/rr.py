@@ -64,6 +64,9 @@ class RrFigures:
     round_p99_us: list[float]
     round_transactions: list[int]
     round_transactions_per_second: list[float]
+    #: transactions (all connections) of the counted round the counters come from; None:
+    #: no counted round (counters off, or not yet run)
+    counted_transactions: int | None = None
 
     def to_extra_info(self) -> dict[str, Any]:
         rr: dict[str, Any] = {
@@ -82,6 +85,7 @@ class RrFigures:
                 "histogram": self.histogram,
                 "histogram_unit": "ns",
                 "rate": None if self.rate is None else self.rate.to_extra_info(),
+                "counted_transactions": self.counted_transactions,
             }
         )
         return {"rr": rr}
