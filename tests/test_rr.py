@@ -93,15 +93,12 @@ def test_both_patterns_run_by_default_and_record_the_contract(pytester: pytest.P
 def test_the_counters_count_a_round_of_their_own_not_the_timed_ones(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(test_sweep=SWEEP)
-    result = pytester.runpytest_subprocess(
-        *FAST, "--netcopy-rr-transactions=2000", "--netcopy-user-rounds=0",
-        "--netcopy-patterns=rr", "--netcopy-sizes=256", "--netcopy-modes=two_copy",
-        "--netcopy-rr-threads=2", "--netcopy-counters=task-clock,context-switches",
-        "--benchmark-json=out.json",
+    # the later options win over SMALL's (600 transactions, no counters)
+    (bench,) = run_json(
+        pytester, "--netcopy-rr-transactions=2000", "--netcopy-patterns=rr",
+        "--netcopy-sizes=256", "--netcopy-modes=two_copy", "--netcopy-rr-threads=2",
+        "--netcopy-counters=task-clock,context-switches", passed=1,
     )  # fmt: skip
-    result.assert_outcomes(passed=1)
-    (bench,) = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
     extra = bench["extra_info"]
     rr, counters = extra["rr"], extra["counters"]
     counted = rr["counted_transactions"]

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _support import BENCHMARKS, load_script
@@ -204,17 +205,10 @@ def test_a_failed_slice_is_one_line_and_exit_1(
     shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
 )
 def test_a_short_sliced_run_against_the_real_sockperf(tmp_path: Path) -> None:
-    out = tmp_path / "anchor.json"
-    before = orphaned_sockperfs()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--method", "slices",
-         "--sizes", "64", "--slices", "2",
-         "--seconds", "1", "--transactions", "1000", "--plain", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+    row = run_anchor(
+        tmp_path / "anchor.json", "--method", "slices", "--sizes", "64", "--slices", "2",
+        "--seconds", "1", "--transactions", "1000", "--plain",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pairs within the bar" in proc.stdout
-    (row,) = json.loads(out.read_text())
     assert row["pair"] == 1 and row["size"] == 64
     assert set(row["merged"]) == {"sockperf", "ours", "plain_python"}
     for side, slices in row["slices"].items():
@@ -225,8 +219,21 @@ def test_a_short_sliced_run_against_the_real_sockperf(tmp_path: Path) -> None:
     assert [s["transactions"] for s in row["slices"]["plain_python"]] == [1000, 1000]
     assert all(s["transactions"] >= 1000 for s in row["slices"]["ours"])
     assert all(s["transactions"] > 100 for s in row["slices"]["sockperf"])
-    # the servers were stopped: none was left running (it would be an orphan now)
+
+
+def run_anchor(out: Path, *args: str) -> dict[str, Any]:
+    """The script run with ``args`` and ``--json out``: its one row. Its sockperf servers
+    were stopped: none is left running (it would be an orphan now)."""
+    before = orphaned_sockperfs()
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pairs within the bar" in proc.stdout
     assert orphaned_sockperfs() - before == set()
+    (row,) = json.loads(out.read_text())
+    return dict(row)
 
 
 def orphaned_sockperfs() -> set[int]:
@@ -242,16 +249,10 @@ def orphaned_sockperfs() -> set[int]:
     shutil.which("sockperf") is None, reason="needs sockperf (Debian package sockperf)"
 )
 def test_a_short_time_shared_run_against_the_real_sockperf(tmp_path: Path) -> None:
-    out = tmp_path / "anchor.json"
-    before = orphaned_sockperfs()
-    proc = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "rr_anchor.py"), "--sizes", "64",
-         "--transactions", "2000", "--quantum", "0.3", "--plain", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+    row = run_anchor(
+        tmp_path / "anchor.json", "--sizes", "64", "--transactions", "2000",
+        "--quantum", "0.3", "--plain",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pairs within the bar" in proc.stdout
-    (row,) = json.loads(out.read_text())
     assert row["method"] == "time-shared"
     assert set(row["merged"]) == set(row["turns"]) == {"sockperf", "ours", "plain_python"}
     # ours' one run took several turns; sockperf ran once per turn of its own
@@ -264,7 +265,6 @@ def test_a_short_time_shared_run_against_the_real_sockperf(tmp_path: Path) -> No
     assert row["merged"]["plain_python"]["transactions"] > 100
     for side, figures in row["merged"].items():
         assert 0 < figures["p50_us"] <= figures["p99_us"], side
-    assert orphaned_sockperfs() - before == set()
     assert not [p for p in python_processes() if "--plain-worker" in p or "netcopy.sink" in p]
 
 
