@@ -66,6 +66,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from pytest_netcopy.plugin.parsers import positive_float
 from pytest_netcopy.transport.rr import new_histogram, record_all
 
 HERE = Path(__file__).resolve().parent
@@ -192,7 +193,9 @@ def plain_worker(size: int, out: Path) -> int:
         raise Stop
 
     signal.signal(signal.SIGTERM, stop)
-    array("q", plain_slice(size, None)).tofile(out.open("wb"))
+    times = array("q", plain_slice(size, None))
+    with out.open("wb") as file:
+        times.tofile(file)
     return 0
 
 
@@ -399,14 +402,11 @@ def sizes_list(text: str) -> list[int]:
 
 
 def positive_seconds(text: str) -> float:
-    """An argparse type: seconds, more than 0."""
+    """An argparse type: seconds, more than 0 (the plugin's own check of its seconds)."""
     try:
-        value = float(text)
+        return positive_float(text)
     except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, more than 0")
-    return value
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, more than 0") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ measured rounds (timed by pytest-benchmark), record. Differences: the connection
 enough for the tail: the measured rounds hold at least ``rr_transactions`` transactions in
 all (docs/latency.md). The counters are not on the measured rounds: an enabled perf event
 adds its work to every context switch of the thread, and a round trip is two of them on
-the sender (measured +1.5 to +5.6 µs at p50, docs/latency.md). They count one round after
+the sender (measured +1.1 to +5.6 µs at p50, docs/latency.md). They count one round after
 the measured ones instead, as long as the warm-up round, on the same connections.
 """
 
